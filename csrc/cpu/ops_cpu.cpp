@@ -1,0 +1,102 @@
+// Host ops of the cpu backend: input checks, allocation, dtype dispatch. The loops live in
+// rasterize_cpu.h, the mathematics in csrc/include/diffbmp.
+#include <torch/extension.h>
+
+#include <vector>
+
+#include "../host/checks.h"
+#include "rasterize_cpu.h"
+
+namespace diffbmp {
+namespace {
+
+template <typename T>
+cpu::SceneView<T> view_of(const CompositeInputs& in) {
+  cpu::SceneView<T> s;
+  s.n = in.means.size(0);
+  s.means = in.means.data_ptr<T>();
+  s.rotations = in.rotations.data_ptr<T>();
+  s.scales = in.scales.data_ptr<T>();
+  s.colors = in.colors.data_ptr<T>();
+  s.opacities = in.opacities.data_ptr<T>();
+  s.beta = in.beta.data_ptr<T>();
+  s.shape_ids = in.shape_ids.data_ptr<int32_t>();
+  s.texels = in.texels.data_ptr<T>();
+  s.level_table = in.level_table.data_ptr<int32_t>();
+  s.entries = in.entries.data_ptr<int32_t>();
+  s.height = int(in.height);
+  s.width = int(in.width);
+  s.sigma_e = effective_sigma<T>(T(in.blur));
+  return s;
+}
+
+void check_shape_ids(const CompositeInputs& in, const char* op) {
+  if (in.shape_ids.numel() == 0) return;
+  const int64_t lo = in.shape_ids.min().item<int64_t>(), hi = in.shape_ids.max().item<int64_t>();
+  TORCH_CHECK(lo >= 0 && hi < in.entries.size(0), op, ": shape_ids must lie in [0, ", in.entries.size(0),
+              "), got values in [", lo, ", ", hi, "]");
+}
+
+}  // namespace
+
+// Returns {colour [H, W, 3], alpha [H, W], t_final [H, W], count [H, W] int32,
+//          tile_start [tiles + 1] int64, sorted_prim [P] int32, pair_slot [P] int64, prim_start [N + 1] int64}.
+std::vector<at::Tensor> composite_forward_cpu(const CompositeInputs& in) {
+  const char* op = "diffbmp composite_forward (cpu)";
+  in.check(op);
+  TORCH_CHECK(in.means.device().is_cpu(), op, ": tensors must be on the CPU");
+  check_shape_ids(in, op);
+  const auto fopts = in.means.options();
+  const auto lopts = fopts.dtype(at::kLong);
+  at::Tensor colour = at::empty({in.height, in.width, 3}, fopts);
+  at::Tensor alpha = at::empty({in.height, in.width}, fopts);
+  at::Tensor t_final = at::empty({in.height, in.width}, fopts);
+  at::Tensor count = at::empty({in.height, in.width}, fopts.dtype(at::kInt));
+  const int64_t n = in.means.size(0);
+  at::Tensor prim_start = at::empty({n + 1}, lopts);
+  at::Tensor tile_start, sorted_prim, pair_slot;
+  AT_DISPATCH_FLOATING_TYPES(in.means.scalar_type(), "composite_forward_cpu", [&] {
+    const cpu::SceneView<scalar_t> s = view_of<scalar_t>(in);
+    const auto geoms = cpu::prepare_all(s);
+    const int64_t pairs = cpu::count_pairs(s, geoms, prim_start.data_ptr<int64_t>());
+    tile_start = at::empty({s.num_tiles() + 1}, lopts);
+    sorted_prim = at::empty({pairs}, fopts.dtype(at::kInt));
+    pair_slot = at::empty({pairs}, lopts);
+    cpu::bin_pairs(s, geoms, prim_start.data_ptr<int64_t>(), tile_start.data_ptr<int64_t>(),
+                   sorted_prim.data_ptr<int32_t>(), pair_slot.data_ptr<int64_t>());
+    cpu::forward_tiles(s, geoms, tile_start.data_ptr<int64_t>(), sorted_prim.data_ptr<int32_t>(),
+                       colour.data_ptr<scalar_t>(), alpha.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(),
+                       count.data_ptr<int32_t>());
+  });
+  return {colour, alpha, t_final, count, tile_start, sorted_prim, pair_slot, prim_start};
+}
+
+// Returns the [N, 10] gradient (mx, my, rotation, sx, sy, r, g, b, opacity, beta).
+at::Tensor composite_backward_cpu(const CompositeInputs& in, const at::Tensor& grad_colour,
+                                  const at::Tensor& grad_alpha, const std::vector<at::Tensor>& saved) {
+  const char* op = "diffbmp composite_backward (cpu)";
+  in.check(op);
+  TORCH_CHECK(saved.size() == 8, op, ": expected the 8 tensors saved by the forward pass, got ", saved.size());
+  const auto dtype = in.means.scalar_type();
+  const auto device = in.means.device();
+  check_tensor(grad_colour, op, "grad_colour", dtype, device, {in.height, in.width, 3});
+  check_tensor(grad_alpha, op, "grad_alpha", dtype, device, {in.height, in.width});
+  const at::Tensor &colour = saved[0], &t_final = saved[2], &count = saved[3], &tile_start = saved[4],
+                   &sorted_prim = saved[5], &pair_slot = saved[6], &prim_start = saved[7];
+  const int64_t n = in.means.size(0);
+  at::Tensor pair_grads = at::zeros({sorted_prim.size(0), int64_t(GRAD_SLOTS)}, in.means.options());
+  at::Tensor grads = at::empty({n, int64_t(GRAD_SLOTS)}, in.means.options());
+  AT_DISPATCH_FLOATING_TYPES(dtype, "composite_backward_cpu", [&] {
+    const cpu::SceneView<scalar_t> s = view_of<scalar_t>(in);
+    const auto geoms = cpu::prepare_all(s);
+    cpu::backward_tiles(s, geoms, tile_start.data_ptr<int64_t>(), sorted_prim.data_ptr<int32_t>(),
+                        pair_slot.data_ptr<int64_t>(), grad_colour.data_ptr<scalar_t>(),
+                        grad_alpha.data_ptr<scalar_t>(), colour.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(),
+                        count.data_ptr<int32_t>(), pair_grads.data_ptr<scalar_t>());
+    cpu::reduce_pair_grads(n, prim_start.data_ptr<int64_t>(), pair_grads.data_ptr<scalar_t>(),
+                           grads.data_ptr<scalar_t>());
+  });
+  return grads;
+}
+
+}  // namespace diffbmp

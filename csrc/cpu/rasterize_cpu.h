@@ -1,0 +1,260 @@
+// The cpu backend's loops: prepare, bin, forward and backward over 16x16 tiles, tiles in
+// parallel. The per-primitive and per-pair mathematics come from csrc/include/diffbmp.
+// Raw pointers only; the host op (ops_cpu.cpp) checks inputs and owns every allocation.
+#pragma once
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "diffbmp/constants.h"
+#include "diffbmp/geometry.h"
+#include "diffbmp/pixel.h"
+
+namespace diffbmp {
+namespace cpu {
+
+constexpr int TILE_PIXELS = TILE_SIZE * TILE_SIZE;
+
+// Read-only inputs of one composite call.
+template <typename T>
+struct SceneView {
+  int64_t n;
+  const T* means;      // [N, 2]
+  const T* rotations;  // [N]
+  const T* scales;     // [N, 2]
+  const T* colors;     // [N, 3]
+  const T* opacities;  // [N]
+  const T* beta;       // [N]
+  const int32_t* shape_ids;    // [N]
+  const T* texels;             // [T, 4]
+  const int32_t* level_table;  // [E, MAX_LEVELS, MAX_LEVELS, 3]
+  const int32_t* entries;      // [E, 5]
+  int height, width;
+  T sigma_e;
+
+  int tiles_x() const { return (width + TILE_SIZE - 1) / TILE_SIZE; }
+  int tiles_y() const { return (height + TILE_SIZE - 1) / TILE_SIZE; }
+  int64_t num_tiles() const { return int64_t(tiles_x()) * tiles_y(); }
+
+  PrimLook<T> look(int64_t i) const {
+    return PrimLook<T>{{colors[3 * i], colors[3 * i + 1], colors[3 * i + 2]}, opacities[i], beta[i]};
+  }
+};
+
+// Tiles are handed out one at a time from a shared counter, so a few heavy tiles never
+// leave the other threads idle; each tile is owned by one thread, so results do not depend
+// on the schedule.
+template <typename F>
+inline void for_each_tile(int64_t num_tiles, const F& body) {
+  std::atomic<int64_t> next(0);
+  int64_t workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), num_tiles));
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+    for (int64_t tile = next.fetch_add(1); tile < num_tiles; tile = next.fetch_add(1)) body(tile);
+  });
+}
+
+template <typename T>
+std::vector<PrimGeom<T>> prepare_all(const SceneView<T>& s) {
+  std::vector<PrimGeom<T>> geoms(s.n);
+  at::parallel_for(0, s.n, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      geoms[i] = prepare_primitive<T>(s.means[2 * i], s.means[2 * i + 1], s.rotations[i], s.scales[2 * i],
+                                      s.scales[2 * i + 1], s.shape_ids[i], s.entries, s.level_table, s.sigma_e,
+                                      s.height, s.width);
+    }
+  });
+  return geoms;
+}
+
+// Calls visit(tile_index) for every tile the primitive touches, in row-major order.
+template <typename T, typename F>
+inline void visit_tiles(const PrimGeom<T>& g, int tiles_x, int height, int width, const F& visit) {
+  if (is_culled(g)) return;
+  for (int ty = g.y0 / TILE_SIZE; ty <= g.y1 / TILE_SIZE; ++ty)
+    for (int tx = g.x0 / TILE_SIZE; tx <= g.x1 / TILE_SIZE; ++tx)
+      if (tile_touches(g, tx, ty, height, width)) visit(int64_t(ty) * tiles_x + tx);
+}
+
+// Step 1 of binning: prim_start[n + 1] - prim_start[n] is the number of tiles of primitive n.
+template <typename T>
+int64_t count_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, int64_t* prim_start) {
+  std::vector<int64_t> counts(s.n);
+  const int tiles_x = s.tiles_x();
+  at::parallel_for(0, s.n, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t c = 0;
+      visit_tiles(geoms[i], tiles_x, s.height, s.width, [&](int64_t) { ++c; });
+      counts[i] = c;
+    }
+  });
+  prim_start[0] = 0;
+  for (int64_t i = 0; i < s.n; ++i) prim_start[i + 1] = prim_start[i] + counts[i];
+  return prim_start[s.n];
+}
+
+// Step 2: a counting sort by tile of the pairs emitted in primitive order, which keeps
+// painting order inside every tile. pair_slot[p] is the emission index of sorted pair p.
+template <typename T>
+void bin_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* prim_start,
+               int64_t* tile_start, int32_t* sorted_prim, int64_t* pair_slot) {
+  const int64_t num_tiles = s.num_tiles();
+  const int tiles_x = s.tiles_x();
+  const int64_t total = prim_start[s.n];
+  std::vector<int32_t> pair_tile(total);
+  at::parallel_for(0, s.n, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t k = prim_start[i];
+      visit_tiles(geoms[i], tiles_x, s.height, s.width, [&](int64_t tile) { pair_tile[k++] = int32_t(tile); });
+    }
+  });
+  std::vector<int64_t> cursor(num_tiles + 1, 0);
+  for (int64_t p = 0; p < total; ++p) ++cursor[pair_tile[p] + 1];
+  for (int64_t t = 0; t < num_tiles; ++t) cursor[t + 1] += cursor[t];
+  std::copy(cursor.begin(), cursor.end(), tile_start);
+  for (int64_t i = 0; i < s.n; ++i) {
+    for (int64_t p = prim_start[i]; p < prim_start[i + 1]; ++p) {
+      int64_t at = cursor[pair_tile[p]]++;
+      sorted_prim[at] = int32_t(i);
+      pair_slot[at] = p;
+    }
+  }
+}
+
+// Pixel rectangle shared by a tile and a primitive's bounding box.
+struct Rect {
+  int x0, x1, y0, y1;
+  bool empty() const { return x0 > x1 || y0 > y1; }
+};
+
+template <typename T>
+inline Rect clip_to_tile(const PrimGeom<T>& g, int px0, int py0, int px1, int py1) {
+  return Rect{std::max(px0, g.x0), std::min(px1, g.x1), std::max(py0, g.y0), std::min(py1, g.y1)};
+}
+
+// Step 3: front to back over each tile's list with early termination. Writes C [H, W, 3],
+// alpha [H, W], the final transmittance [H, W] and, per pixel, how many list entries it
+// consumed (the backward pass walks exactly those).
+template <typename T>
+void forward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
+                   const int32_t* sorted_prim, T* colour_out, T* alpha_out, T* t_final_out, int32_t* count_out) {
+  const int tiles_x = s.tiles_x();
+  for_each_tile(s.num_tiles(), [&](int64_t tile) {
+    const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
+    const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+    T trans[TILE_PIXELS], colour[TILE_PIXELS][3];
+    int32_t consumed[TILE_PIXELS];
+    std::fill(trans, trans + TILE_PIXELS, T(1));
+    std::fill(&colour[0][0], &colour[0][0] + 3 * TILE_PIXELS, T(0));
+    std::fill(consumed, consumed + TILE_PIXELS, -1);
+    const int64_t begin = tile_start[tile], end = tile_start[tile + 1];
+    const int32_t length = int32_t(end - begin);
+    int active = (px1 - px0 + 1) * (py1 - py0 + 1);
+    for (int32_t k = 0; k < length && active > 0; ++k) {
+      const int32_t prim = sorted_prim[end - 1 - k];
+      const PrimGeom<T>& g = geoms[prim];
+      const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+      if (r.empty()) continue;
+      const PrimLook<T> look = s.look(prim);
+      for (int y = r.y0; y <= r.y1; ++y) {
+        const T py = T(y) + T(PIXEL_CENTER);
+        for (int x = r.x0; x <= r.x1; ++x) {
+          const int i = (y - py0) * TILE_SIZE + (x - px0);
+          if (consumed[i] >= 0) continue;
+          PairValue<T> pv;
+          if (!eval_pair(g, look, s.texels, T(x) + T(PIXEL_CENTER), py, pv)) continue;
+          const T weight = pv.alpha * trans[i];
+          for (int c = 0; c < 3; ++c) colour[i][c] += pv.col[c] * weight;
+          trans[i] *= T(1) - pv.alpha;
+          if (trans[i] < T(T_MIN)) {
+            consumed[i] = k + 1;
+            --active;
+          }
+        }
+      }
+    }
+    for (int y = py0; y <= py1; ++y) {
+      for (int x = px0; x <= px1; ++x) {
+        const int i = (y - py0) * TILE_SIZE + (x - px0);
+        const int64_t o = int64_t(y) * s.width + x;
+        for (int c = 0; c < 3; ++c) colour_out[3 * o + c] = colour[i][c];
+        alpha_out[o] = T(1) - trans[i];
+        t_final_out[o] = trans[i];
+        count_out[o] = consumed[i] >= 0 ? consumed[i] : length;
+      }
+    }
+  });
+}
+
+// Step 4: front to back again, rebuilding each pixel's transmittance exactly as the forward
+// pass did; every (tile, primitive) pair writes its own gradient row, so the result does not
+// depend on the number of threads. pair_grads: [P, GRAD_SLOTS], zero on entry.
+template <typename T>
+void backward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
+                    const int32_t* sorted_prim, const int64_t* pair_slot, const T* grad_colour, const T* grad_alpha,
+                    const T* colour, const T* t_final, const int32_t* count, T* pair_grads) {
+  const int tiles_x = s.tiles_x();
+  for_each_tile(s.num_tiles(), [&](int64_t tile) {
+    const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
+    const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+    PixelGrad<T> pix[TILE_PIXELS];
+    T trans[TILE_PIXELS], accumulated[TILE_PIXELS][3];
+    int32_t consumed[TILE_PIXELS];
+    int32_t longest = 0;
+    for (int y = py0; y <= py1; ++y) {
+      for (int x = px0; x <= px1; ++x) {
+        const int i = (y - py0) * TILE_SIZE + (x - px0);
+        const int64_t o = int64_t(y) * s.width + x;
+        for (int c = 0; c < 3; ++c) {
+          pix[i].g[c] = grad_colour[3 * o + c];
+          pix[i].colour[c] = colour[3 * o + c];
+          accumulated[i][c] = T(0);
+        }
+        pix[i].g_alpha = grad_alpha[o];
+        pix[i].t_final = t_final[o];
+        trans[i] = T(1);
+        consumed[i] = count[o];
+        longest = std::max(longest, consumed[i]);
+      }
+    }
+    const int64_t end = tile_start[tile + 1];
+    for (int32_t k = 0; k < longest; ++k) {
+      const int64_t pair = end - 1 - k;
+      const int32_t prim = sorted_prim[pair];
+      const PrimGeom<T>& g = geoms[prim];
+      const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+      if (r.empty()) continue;
+      const PrimLook<T> look = s.look(prim);
+      T grad[GRAD_SLOTS] = {};
+      for (int y = r.y0; y <= r.y1; ++y) {
+        const T py = T(y) + T(PIXEL_CENTER);
+        for (int x = r.x0; x <= r.x1; ++x) {
+          const int i = (y - py0) * TILE_SIZE + (x - px0);
+          if (k >= consumed[i]) continue;
+          backward_pair(g, look, s.texels, T(x) + T(PIXEL_CENTER), py, s.sigma_e, pix[i], trans[i], accumulated[i], grad);
+        }
+      }
+      T* out = pair_grads + pair_slot[pair] * GRAD_SLOTS;
+      for (int q = 0; q < GRAD_SLOTS; ++q) out[q] = grad[q];
+    }
+  });
+}
+
+// Step 5: each primitive sums its pairs' rows, in tile order.
+template <typename T>
+void reduce_pair_grads(int64_t n, const int64_t* prim_start, const T* pair_grads, T* grads) {
+  at::parallel_for(0, n, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T sum[GRAD_SLOTS] = {};
+      for (int64_t p = prim_start[i]; p < prim_start[i + 1]; ++p)
+        for (int q = 0; q < GRAD_SLOTS; ++q) sum[q] += pair_grads[p * GRAD_SLOTS + q];
+      for (int q = 0; q < GRAD_SLOTS; ++q) grads[i * GRAD_SLOTS + q] = sum[q];
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace diffbmp

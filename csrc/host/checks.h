@@ -1,0 +1,59 @@
+// Input checks shared by the cpu and cuda host ops. Every message names the op and the tensor;
+// TORCH_CHECK stays active in release builds, unlike assert.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <cmath>
+#include <string>
+
+#include "diffbmp/constants.h"
+
+namespace diffbmp {
+
+inline void check_tensor(const at::Tensor& t, const char* op, const char* name, at::ScalarType dtype,
+                         const at::Device& device, std::initializer_list<int64_t> shape) {
+  TORCH_CHECK(t.scalar_type() == dtype, op, ": ", name, " must be ", c10::toString(dtype), ", got ",
+              c10::toString(t.scalar_type()));
+  TORCH_CHECK(t.device() == device, op, ": ", name, " must be on ", device, ", got ", t.device());
+  TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
+  TORCH_CHECK(t.dim() == int64_t(shape.size()), op, ": ", name, " must have ", shape.size(), " dimensions, got ",
+              t.sizes());
+  int64_t d = 0;
+  for (int64_t expected : shape) {
+    TORCH_CHECK(expected < 0 || t.size(d) == expected, op, ": ", name, " has shape ", t.sizes(), ", expected size ",
+                expected, " in dimension ", d);
+    ++d;
+  }
+}
+
+// The inputs of one composite call, checked once for both passes.
+struct CompositeInputs {
+  at::Tensor means, rotations, scales, colors, opacities, beta, shape_ids, texels, level_table, entries;
+  int64_t height, width;
+  double blur;
+
+  void check(const char* op) const {
+    const int64_t n = means.size(0);
+    const auto dtype = means.scalar_type();
+    const auto device = means.device();
+    TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, op, ": means must be float32 or float64, got ",
+                c10::toString(dtype));
+    TORCH_CHECK(height > 0 && width > 0, op, ": height and width must be positive, got ", height, "x", width);
+    TORCH_CHECK(height < (1 << 24) && width < (1 << 24), op, ": canvas of ", height, "x", width, " is too large");
+    TORCH_CHECK(blur >= 0.0 && std::isfinite(blur), op, ": blur must be a finite number >= 0, got ", blur);
+    check_tensor(means, op, "means", dtype, device, {n, 2});
+    check_tensor(rotations, op, "rotations", dtype, device, {n});
+    check_tensor(scales, op, "scales", dtype, device, {n, 2});
+    check_tensor(colors, op, "colors", dtype, device, {n, 3});
+    check_tensor(opacities, op, "opacities", dtype, device, {n});
+    check_tensor(beta, op, "beta", dtype, device, {n});
+    check_tensor(shape_ids, op, "shape_ids", at::kInt, device, {n});
+    check_tensor(texels, op, "texels", dtype, device, {-1, 4});
+    check_tensor(entries, op, "entries", at::kInt, device, {-1, 5});
+    check_tensor(level_table, op, "level_table", at::kInt, device, {entries.size(0), MAX_LEVELS, MAX_LEVELS, 3});
+    TORCH_CHECK(n < (int64_t(1) << 31), op, ": at most 2^31 - 1 primitives are supported, got ", n);
+  }
+};
+
+}  // namespace diffbmp

@@ -1,0 +1,173 @@
+// Per-primitive preparation (docs/rendering.md, sections 3-5): local frame, effective blur,
+// texture level choice, support and screen bounding box, tile overlap test.
+#pragma once
+
+#include "common.h"
+#include "constants.h"
+
+namespace diffbmp {
+
+// One of the four pyramid levels a textured primitive blends (section 5.4).
+template <typename T>
+struct LevelRef {
+  int offset;        // first texel of the level in the flat buffer
+  int width;         // physical texels along x
+  int height;        // physical texels along y
+  T half_content_x;  // cw_i / 2: d tx / d u
+  T half_content_y;  // ch_j / 2: d ty / d v
+  T weight;          // blend weight of the level
+};
+
+// Everything a pixel needs to evaluate one primitive, computed once per primitive.
+template <typename T>
+struct PrimGeom {
+  T mx, my;          // centre
+  T cos_t, sin_t;    // rotation
+  T sx, sy;          // half-extents
+  T inv_sx, inv_sy;
+  T eu, ev;          // support half-extents in local units (section 5.1)
+  T circle_slope;    // LOGISTIC_K * rho / sigma_e (circle)
+  T gauss_su, gauss_sv, gauss_amp;  // blurred deviations and amplitude (Gaussian)
+  int kind;
+  int x0, x1, y0, y1;  // inclusive pixel rectangle that may be covered; empty when x0 > x1
+  LevelRef<T> level[4];
+};
+
+template <typename T>
+DIFFBMP_HD inline T effective_sigma(T blur) {
+  return fn::sqrt(blur * blur + T(PIXEL_SIGMA) * T(PIXEL_SIGMA));
+}
+
+// Section 5.4, level choice along one axis.
+template <typename T>
+DIFFBMP_HD inline void choose_levels(int size, int count, T scale, T sigma_e, int& level0, int& level1, T& fraction) {
+  T level = fn::log2(sigma_e * T(size) / (T(2) * scale) / T(MIP_BASE_SIGMA));
+  level = fn::min(fn::max(level, T(0)), T(count - 1));
+  T floored = fn::floor(level);
+  level0 = static_cast<int>(floored);
+  level1 = level0 + 1 < count ? level0 + 1 : count - 1;
+  fraction = level - floored;
+}
+
+// Content extent size / 2^level of a pyramid level, in its texels.
+template <typename T>
+DIFFBMP_HD inline T level_content(int size, int level) {
+  return T(size) / T(1 << level);
+}
+
+// Section 5.4, support: local coordinate beyond which a level reads only zeros.
+template <typename T>
+DIFFBMP_HD inline T level_extent(int size, int level) {
+  T content = level_content<T>(size, level);
+  return T(2) * (fn::ceil(content) + T(MIP_PAD) + T(0.5)) / content - T(1);
+}
+
+// entries: [E, 5] (kind, width, height, levels x, levels y); level_table: [E, MAX_LEVELS, MAX_LEVELS, 3].
+template <typename T>
+DIFFBMP_HD inline PrimGeom<T> prepare_primitive(
+    T mx, T my, T rotation, T sx, T sy, int entry, const int32_t* entries, const int32_t* level_table,
+    T sigma_e, int height, int width) {
+  PrimGeom<T> g;
+  g.mx = mx;
+  g.my = my;
+  g.cos_t = fn::cos(rotation);
+  g.sin_t = fn::sin(rotation);
+  g.sx = sx;
+  g.sy = sy;
+  g.inv_sx = T(1) / sx;
+  g.inv_sy = T(1) / sy;
+  const int32_t* info = entries + 5 * entry;
+  g.kind = info[0];
+  g.circle_slope = T(0);
+  g.gauss_su = g.gauss_sv = g.gauss_amp = T(0);
+  for (int l = 0; l < 4; ++l) g.level[l] = LevelRef<T>{0, 0, 0, T(0), T(0), T(0)};
+
+  if (g.kind == KIND_TEXTURE) {
+    int tex_w = info[1], tex_h = info[2];
+    int i[2], j[2];
+    T fx, fy;
+    choose_levels<T>(tex_w, info[3], sx, sigma_e, i[0], i[1], fx);
+    choose_levels<T>(tex_h, info[4], sy, sigma_e, j[0], j[1], fy);
+    const T wx[2] = {T(1) - fx, fx};
+    const T wy[2] = {T(1) - fy, fy};
+    for (int b = 0; b < 2; ++b) {
+      for (int a = 0; a < 2; ++a) {
+        const int32_t* lv = level_table + ((entry * MAX_LEVELS + i[a]) * MAX_LEVELS + j[b]) * 3;
+        LevelRef<T>& ref = g.level[2 * b + a];
+        ref.offset = lv[0];
+        ref.width = lv[1];
+        ref.height = lv[2];
+        ref.half_content_x = level_content<T>(tex_w, i[a]) / T(2);
+        ref.half_content_y = level_content<T>(tex_h, j[b]) / T(2);
+        ref.weight = wx[a] * wy[b];
+      }
+    }
+    g.eu = fn::max(level_extent<T>(tex_w, i[0]), level_extent<T>(tex_w, i[1]));
+    g.ev = fn::max(level_extent<T>(tex_h, j[0]), level_extent<T>(tex_h, j[1]));
+  } else {
+    T margin = T(ANALYTIC_SUPPORT_SIGMAS) * sigma_e;
+    g.eu = T(1) + margin / sx;
+    g.ev = T(1) + margin / sy;
+    if (g.kind == KIND_CIRCLE) {
+      g.circle_slope = T(LOGISTIC_K) * fn::sqrt(sx * sy) / sigma_e;
+    } else {
+      T ex = sigma_e / sx, ey = sigma_e / sy;
+      g.gauss_su = fn::sqrt(T(GAUSSIAN_STD) * T(GAUSSIAN_STD) + ex * ex);
+      g.gauss_sv = fn::sqrt(T(GAUSSIAN_STD) * T(GAUSSIAN_STD) + ey * ey);
+      g.gauss_amp = T(GAUSSIAN_STD) * T(GAUSSIAN_STD) / (g.gauss_su * g.gauss_sv);
+    }
+  }
+
+  // Screen bounding box of the rotated support rectangle (section 5.1), widened by one
+  // pixel so float rounding can never drop a pixel the per-pixel test would accept.
+  T ac = fn::abs(g.cos_t), as = fn::abs(g.sin_t);
+  T half_w = ac * g.eu * sx + as * g.ev * sy;
+  T half_h = as * g.eu * sx + ac * g.ev * sy;
+  T left = mx - half_w - T(PIXEL_CENTER), right = mx + half_w - T(PIXEL_CENTER);
+  T top = my - half_h - T(PIXEL_CENTER), bottom = my + half_h - T(PIXEL_CENTER);
+  if (!(right >= T(-1) && left <= T(width) && bottom >= T(-1) && top <= T(height))) {
+    g.x0 = g.y0 = 0;
+    g.x1 = g.y1 = -1;  // culled: off canvas (or not finite)
+    return g;
+  }
+  g.x0 = fn::max(0, static_cast<int>(fn::ceil(fn::max(left, T(-2)))) - 1);
+  g.x1 = fn::min(width - 1, static_cast<int>(fn::floor(fn::min(right, T(width + 1)))) + 1);
+  g.y0 = fn::max(0, static_cast<int>(fn::ceil(fn::max(top, T(-2)))) - 1);
+  g.y1 = fn::min(height - 1, static_cast<int>(fn::floor(fn::min(bottom, T(height + 1)))) + 1);
+  return g;
+}
+
+template <typename T>
+DIFFBMP_HD inline bool is_culled(const PrimGeom<T>& g) {
+  return g.x0 > g.x1 || g.y0 > g.y1;
+}
+
+// Separating-axis test of a tile's pixel centres (widened by one pixel) against the primitive's
+// rotated support rectangle; the screen axes are already covered by the bounding box.
+template <typename T>
+DIFFBMP_HD inline bool tile_touches(const PrimGeom<T>& g, int tile_x, int tile_y, int height, int width) {
+  int px0 = tile_x * TILE_SIZE, py0 = tile_y * TILE_SIZE;
+  int px1 = fn::min(px0 + TILE_SIZE, width) - 1, py1 = fn::min(py0 + TILE_SIZE, height) - 1;
+  T cx = T(px0 + px1) * T(0.5) + T(PIXEL_CENTER) - g.mx;
+  T cy = T(py0 + py1) * T(0.5) + T(PIXEL_CENTER) - g.my;
+  T hx = T(px1 - px0) * T(0.5) + T(1), hy = T(py1 - py0) * T(0.5) + T(1);
+  T ac = fn::abs(g.cos_t), as = fn::abs(g.sin_t);
+  T along_u = fn::abs(g.cos_t * cx + g.sin_t * cy);
+  T along_v = fn::abs(-g.sin_t * cx + g.cos_t * cy);
+  return along_u <= g.eu * g.sx + ac * hx + as * hy && along_v <= g.ev * g.sy + as * hx + ac * hy;
+}
+
+// Section 3: local coordinates of the pixel centre (px, py).
+template <typename T>
+DIFFBMP_HD inline void local_uv(const PrimGeom<T>& g, T px, T py, T& u, T& v) {
+  T dx = px - g.mx, dy = py - g.my;
+  u = (g.cos_t * dx + g.sin_t * dy) * g.inv_sx;
+  v = (-g.sin_t * dx + g.cos_t * dy) * g.inv_sy;
+}
+
+template <typename T>
+DIFFBMP_HD inline bool inside_support(const PrimGeom<T>& g, T u, T v) {
+  return fn::abs(u) < g.eu && fn::abs(v) < g.ev;
+}
+
+}  // namespace diffbmp

@@ -1,0 +1,147 @@
+// Coverage and premultiplied colour of a shape at local coordinates (docs/rendering.md, 5.2-5.4):
+// `shape_sample` for the forward pass, `shape_sample_grad` for the backward pass (values plus
+// their derivatives with respect to u, v and, for analytic shapes, the half-extents).
+#pragma once
+
+#include "common.h"
+#include "constants.h"
+#include "geometry.h"
+
+namespace diffbmp {
+
+template <typename T>
+struct ShapeSample {
+  T cov;   // coverage in [0, 1]
+  T p[3];  // premultiplied colour (equal to cov for analytic shapes)
+};
+
+template <typename T>
+struct ShapeSampleGrad {
+  T cov, p[3];
+  T dcov_du, dcov_dv;
+  T dp_du[3], dp_dv[3];
+  T dcov_dsx, dcov_dsy;  // direct dependence on the half-extents (analytic shapes only)
+};
+
+// texels: [T, 4] premultiplied RGBA. Returns 0 outside the level (transparent border).
+template <typename T>
+DIFFBMP_HD inline void fetch_texel(const T* texels, const LevelRef<T>& lv, int x, int y, T out[4]) {
+  if (x >= 0 && x < lv.width && y >= 0 && y < lv.height) {
+    const T* t = texels + 4 * (static_cast<int64_t>(lv.offset) + static_cast<int64_t>(y) * lv.width + x);
+    out[0] = t[0];
+    out[1] = t[1];
+    out[2] = t[2];
+    out[3] = t[3];
+  } else {
+    out[0] = out[1] = out[2] = out[3] = T(0);
+  }
+}
+
+// Bilinear RGBA of one level at (u, v), accumulated with the level's weight into `value`
+// and, when `d_du` is not null, its derivatives into `d_du` / `d_dv`.
+template <typename T>
+DIFFBMP_HD inline void bilinear_level(const T* texels, const LevelRef<T>& lv, T u, T v, T value[4], T* d_du, T* d_dv) {
+  if (lv.weight == T(0)) return;
+  T tx = (u + T(1)) * lv.half_content_x + T(MIP_PAD) - T(0.5);
+  T ty = (v + T(1)) * lv.half_content_y + T(MIP_PAD) - T(0.5);
+  T fx0 = fn::floor(tx), fy0 = fn::floor(ty);
+  T ax = tx - fx0, ay = ty - fy0;
+  int x0 = static_cast<int>(fx0), y0 = static_cast<int>(fy0);
+  T t00[4], t10[4], t01[4], t11[4];
+  fetch_texel(texels, lv, x0, y0, t00);
+  fetch_texel(texels, lv, x0 + 1, y0, t10);
+  fetch_texel(texels, lv, x0, y0 + 1, t01);
+  fetch_texel(texels, lv, x0 + 1, y0 + 1, t11);
+  const T w = lv.weight;
+  for (int c = 0; c < 4; ++c) {
+    T top = t00[c] + (t10[c] - t00[c]) * ax;
+    T bottom = t01[c] + (t11[c] - t01[c]) * ax;
+    value[c] += w * (top + (bottom - top) * ay);
+    if (d_du) {
+      T d_tx = (t10[c] - t00[c]) * (T(1) - ay) + (t11[c] - t01[c]) * ay;
+      T d_ty = bottom - top;
+      d_du[c] += w * d_tx * lv.half_content_x;
+      d_dv[c] += w * d_ty * lv.half_content_y;
+    }
+  }
+}
+
+template <typename T>
+DIFFBMP_HD inline ShapeSample<T> shape_sample(const PrimGeom<T>& g, const T* texels, T u, T v) {
+  ShapeSample<T> s;
+  if (g.kind == KIND_TEXTURE) {
+    T value[4] = {T(0), T(0), T(0), T(0)};
+    for (int l = 0; l < 4; ++l) bilinear_level(texels, g.level[l], u, v, value, static_cast<T*>(nullptr), static_cast<T*>(nullptr));
+    s.cov = value[3];
+    s.p[0] = value[0];
+    s.p[1] = value[1];
+    s.p[2] = value[2];
+    return s;
+  }
+  if (g.kind == KIND_CIRCLE) {
+    T r = fn::sqrt(u * u + v * v);
+    s.cov = fn::sigmoid((T(1) - r) * g.circle_slope);
+  } else {
+    T su = g.gauss_su, sv = g.gauss_sv;
+    s.cov = g.gauss_amp * fn::exp(-u * u / (T(2) * su * su) - v * v / (T(2) * sv * sv));
+  }
+  s.p[0] = s.p[1] = s.p[2] = s.cov;
+  return s;
+}
+
+// sigma_e is needed for the analytic shapes' direct half-extent derivatives.
+template <typename T>
+DIFFBMP_HD inline ShapeSampleGrad<T> shape_sample_grad(const PrimGeom<T>& g, const T* texels, T u, T v, T sigma_e) {
+  ShapeSampleGrad<T> s;
+  s.dcov_dsx = s.dcov_dsy = T(0);
+  if (g.kind == KIND_TEXTURE) {
+    T value[4] = {T(0), T(0), T(0), T(0)};
+    T d_du[4] = {T(0), T(0), T(0), T(0)};
+    T d_dv[4] = {T(0), T(0), T(0), T(0)};
+    for (int l = 0; l < 4; ++l) bilinear_level(texels, g.level[l], u, v, value, d_du, d_dv);
+    s.cov = value[3];
+    s.dcov_du = d_du[3];
+    s.dcov_dv = d_dv[3];
+    for (int c = 0; c < 3; ++c) {
+      s.p[c] = value[c];
+      s.dp_du[c] = d_du[c];
+      s.dp_dv[c] = d_dv[c];
+    }
+    return s;
+  }
+  if (g.kind == KIND_CIRCLE) {
+    T r = fn::sqrt(u * u + v * v);
+    T cov = fn::sigmoid((T(1) - r) * g.circle_slope);
+    T dcov_dz = cov * (T(1) - cov);
+    // dz/du = -slope * u / r, taken as zero at r = 0 (section 5.2).
+    T dz_dr = -g.circle_slope;
+    T inv_r = r > T(0) ? T(1) / r : T(0);
+    s.cov = cov;
+    s.dcov_du = dcov_dz * dz_dr * u * inv_r;
+    s.dcov_dv = dcov_dz * dz_dr * v * inv_r;
+    // Through rho = sqrt(sx sy): dz/dsx = z / (2 sx).
+    T z = (T(1) - r) * g.circle_slope;
+    s.dcov_dsx = dcov_dz * z * T(0.5) * g.inv_sx;
+    s.dcov_dsy = dcov_dz * z * T(0.5) * g.inv_sy;
+  } else {
+    T su = g.gauss_su, sv = g.gauss_sv;
+    T cov = g.gauss_amp * fn::exp(-u * u / (T(2) * su * su) - v * v / (T(2) * sv * sv));
+    s.cov = cov;
+    s.dcov_du = -cov * u / (su * su);
+    s.dcov_dv = -cov * v / (sv * sv);
+    // Through su, sv: dcov/dsu = cov (-1/su + u^2/su^3), dsu/dsx = -(sigma_e^2 / sx^3) / su.
+    T ex = sigma_e * g.inv_sx, ey = sigma_e * g.inv_sy;
+    T dsu_dsx = -(ex * ex * g.inv_sx) / su;
+    T dsv_dsy = -(ey * ey * g.inv_sy) / sv;
+    s.dcov_dsx = cov * (-T(1) / su + u * u / (su * su * su)) * dsu_dsx;
+    s.dcov_dsy = cov * (-T(1) / sv + v * v / (sv * sv * sv)) * dsv_dsy;
+  }
+  for (int c = 0; c < 3; ++c) {
+    s.p[c] = s.cov;
+    s.dp_du[c] = s.dcov_du;
+    s.dp_dv[c] = s.dcov_dv;
+  }
+  return s;
+}
+
+}  // namespace diffbmp

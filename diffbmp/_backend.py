@@ -1,0 +1,131 @@
+"""Finding, building and choosing the rendering backends.
+
+The native extensions are imported from the package when ``pip install`` built them ahead of
+time, and otherwise compiled on first use (with a visible message) into PyTorch's extension
+cache, from the same sources and flags (diffbmp/_build_spec.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from . import _build_spec
+from .errors import BackendUnavailableError, InputError
+
+BACKENDS = ("torch", "cpu", "cuda")
+
+_lock = threading.Lock()
+_modules: dict[str, ModuleType] = {}
+_failures: dict[str, str] = {}
+_warned_fallback = False
+
+
+def csrc_dir() -> Path:
+    """The C++/CUDA sources: shipped inside the package, or beside it in a source checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_csrc", package.parent / "csrc"):
+        if (candidate / "include" / "diffbmp" / "constants.h").exists():
+            return candidate
+    raise BackendUnavailableError(
+        f"diffbmp's C++ sources are missing (looked in {package / '_csrc'} and {package.parent / 'csrc'}); "
+        "reinstall the package with `pip install .` from a source checkout"
+    )
+
+
+def _build_directory(kind: str) -> Path:
+    """Where the just-in-time build of ``kind`` is cached: one folder per torch/python/CUDA."""
+    root = Path(os.environ.get("DIFFBMP_CACHE_DIR") or Path.home() / ".cache" / "diffbmp")
+    cuda = f"-cu{torch.version.cuda}" if kind == "cuda" and torch.version.cuda else ""
+    tag = f"{kind}-torch{torch.__version__.split('+')[0]}-py{sys.version_info[0]}{sys.version_info[1]}{cuda}"
+    return root / "extensions" / tag
+
+
+def _needs_compiling(build_dir: Path, sources: list[str]) -> bool:
+    built = sorted(build_dir.glob("*.so")) + sorted(build_dir.glob("*.pyd"))
+    if not built:
+        return True
+    newest_source = max(os.path.getmtime(p) for p in sources + [str(p) for p in Path(sources[0]).parent.parent.rglob("*.h")])
+    return newest_source > min(os.path.getmtime(p) for p in built)
+
+
+def _jit_build(kind: str) -> ModuleType:
+    from torch.utils import cpp_extension
+
+    csrc = str(csrc_dir())
+    sources = _build_spec.sources(kind, csrc)
+    build_dir = _build_directory(kind)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if _needs_compiling(build_dir, sources):
+        print(
+            f"diffbmp: compiling the {kind} backend (once; about a minute) into {build_dir} ...",
+            file=sys.stderr,
+            flush=True,
+        )
+    kwargs = dict(
+        name=_build_spec.JIT_MODULES[kind],
+        sources=sources,
+        extra_include_paths=_build_spec.include_dirs(csrc),
+        extra_cflags=_build_spec.CXX_FLAGS,
+        extra_ldflags=_build_spec.LINK_FLAGS,
+        build_directory=str(build_dir),
+        verbose=os.environ.get("DIFFBMP_VERBOSE_BUILD") == "1",
+    )
+    if kind == "cuda":
+        kwargs["extra_cuda_cflags"] = _build_spec.NVCC_FLAGS
+    return cpp_extension.load(**kwargs)
+
+
+def native_module(kind: str) -> ModuleType:
+    """The compiled ``kind`` ("cpu" or "cuda") extension, building it if needed."""
+    with _lock:
+        if kind in _modules:
+            return _modules[kind]
+        if kind in _failures:
+            raise BackendUnavailableError(_failures[kind])
+        try:
+            module = importlib.import_module(_build_spec.AOT_MODULES[kind])
+        except ImportError:
+            try:
+                module = _jit_build(kind)
+            except Exception as error:  # the compiler's own message is the useful part
+                _failures[kind] = (
+                    f"the {kind} backend could not be compiled: {str(error).strip()[-2000:]}\n"
+                    "Fix: install a C++ compiler (and the CUDA toolkit for the cuda backend) and ninja, "
+                    "or pass backend='torch' to use the slow reference renderer."
+                )
+                raise BackendUnavailableError(_failures[kind]) from error
+        _modules[kind] = module
+        return module
+
+
+def resolve_backend(requested: str | None, device: torch.device) -> str:
+    """The backend to render tensors on ``device`` with: ``requested`` or the fastest available."""
+    global _warned_fallback
+    if requested is not None:
+        if requested not in BACKENDS:
+            raise InputError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)} (or None for automatic)")
+        if requested == "cuda" and device.type != "cuda":
+            raise InputError("backend='cuda' needs the parameters on a CUDA device; move them with .to('cuda')")
+        if requested == "cpu" and device.type != "cpu":
+            raise InputError(f"backend='cpu' needs the parameters on the CPU, they are on {device}")
+        return requested
+    if device.type == "cuda":
+        return "cuda"
+    if device.type != "cpu":
+        return "torch"
+    try:
+        native_module("cpu")
+        return "cpu"
+    except BackendUnavailableError as error:
+        if not _warned_fallback:
+            warnings.warn(f"{error}\nFalling back to the slow torch backend.", RuntimeWarning, stacklevel=3)
+            _warned_fallback = True
+        return "torch"
