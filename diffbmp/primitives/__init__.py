@@ -175,6 +175,32 @@ class TextureBank:
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise InputError(f"the bank has no shape named {name!r}.{hint} It has: {', '.join(self.names)}")
 
+    def rebuilt(self, texture_size: int) -> "TextureBank":
+        """The same shapes with bitmaps re-made at ``texture_size`` texels where their source
+        allows it (built-ins, text, files that still exist); other bitmaps are kept as they are.
+
+        Rendering a scene far larger than it was fitted wants sharper bitmaps than fitting did.
+        """
+        rebuilt = TextureBank()
+        for entry in self._entries:
+            source = entry.source
+            remade = None
+            if entry.kind == KIND_TEXTURE:
+                try:
+                    if source.startswith("builtin:") or source.startswith(TEXT_PREFIX):
+                        spec = source[len("builtin:"):] if source.startswith("builtin:") else source
+                        probe = TextureBank()
+                        probe.add(spec, texture_size=texture_size)
+                        remade = probe[0].rgba
+                    elif source and Path(source).is_file():
+                        probe = TextureBank()
+                        probe.add(source, texture_size=texture_size)
+                        remade = probe[0].rgba
+                except InputError:
+                    remade = None
+            rebuilt._append(BankEntry(entry.name, entry.kind, entry.rgba if remade is None else remade, source))
+        return rebuilt
+
     @property
     def requires_grad(self) -> bool:
         return any(e.rgba is not None and e.rgba.requires_grad for e in self._entries)

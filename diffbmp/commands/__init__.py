@@ -1,0 +1,1 @@
+"""Subcommands of the ``diffbmp`` command line (see diffbmp/cli.py)."""

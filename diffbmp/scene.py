@@ -1,0 +1,284 @@
+"""``Scene``: the raw (unconstrained) parameters of a painting, their activations, rendering at
+any scale, and a save format that cannot execute code.
+
+Raw parameters and activations:
+
+| raw tensor | shape | activation | activated |
+| --- | --- | --- | --- |
+| ``means`` | [N, 2] | identity | centre in canvas pixels |
+| ``log_scales`` | [N, 2] | exp | half-extents in pixels |
+| ``rotations`` | [N] | identity | radians |
+| ``color_logits`` | [N, 3] | sigmoid | tint in [0, 1] |
+| ``opacity_logits`` | [N] | sigmoid | opacity in [0, 1] |
+| ``beta_logits`` | [N] | sigmoid | colour blend in [0, 1] (-inf gives exactly 0) |
+| ``shape_ids`` | [N] | - | bank index (int64) |
+| ``background_logits`` | [3] | sigmoid | background colour |
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .params import PrimitiveParams
+from .primitives import BankEntry, TextureBank
+from .render import composite
+
+__all__ = ["Scene", "SCENE_FORMAT", "SCENE_FORMAT_VERSION", "logit"]
+
+SCENE_FORMAT = "diffbmp-scene"
+SCENE_FORMAT_VERSION = 1
+_RAW_NAMES = ("means", "log_scales", "rotations", "color_logits", "opacity_logits", "beta_logits")
+
+
+def logit(p: torch.Tensor | float, eps: float = 1e-6) -> torch.Tensor:
+    """Inverse of the sigmoid, with ``p`` kept ``eps`` away from 0 and 1."""
+    p = torch.as_tensor(p, dtype=torch.float32) if not isinstance(p, torch.Tensor) else p
+    p = p.clamp(eps, 1 - eps)
+    return torch.log(p) - torch.log1p(-p)
+
+
+@dataclass
+class Scene:
+    """A painting: N primitives over a background, on a ``height`` x ``width`` canvas.
+
+    The raw tensors are what an optimiser updates; :meth:`params` applies the activations.
+    """
+
+    height: int
+    width: int
+    bank: TextureBank
+    means: torch.Tensor
+    log_scales: torch.Tensor
+    rotations: torch.Tensor
+    color_logits: torch.Tensor
+    opacity_logits: torch.Tensor
+    beta_logits: torch.Tensor
+    shape_ids: torch.Tensor
+    background_logits: torch.Tensor = field(default_factory=lambda: logit(torch.ones(3)))
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_params(
+        cls,
+        params: PrimitiveParams,
+        bank: TextureBank,
+        height: int,
+        width: int,
+        background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
+    ) -> "Scene":
+        """A scene whose activated parameters are ``params`` (up to the logit clamp)."""
+        params.validate(len(bank))
+        detach = lambda t: t.detach().clone()  # noqa: E731
+        beta = params.beta_or_zeros().detach()
+        # Exactly 0 and 1 are kept exact: sigmoid(-inf) = 0, sigmoid(inf) = 1.
+        beta_logits = torch.where(beta <= 0, -math.inf, torch.where(beta >= 1, math.inf, logit(beta)))
+        background = torch.as_tensor(background, dtype=params.dtype, device=params.device)
+        return cls(
+            height=int(height),
+            width=int(width),
+            bank=bank,
+            means=detach(params.means),
+            log_scales=torch.log(detach(params.scales)),
+            rotations=detach(params.rotations),
+            color_logits=logit(detach(params.colors)),
+            opacity_logits=logit(detach(params.opacities)),
+            beta_logits=beta_logits.to(params.dtype),
+            shape_ids=detach(params.shape_ids).long(),
+            background_logits=logit(background.detach().clone()),
+        )
+
+    @classmethod
+    def empty(cls, bank: TextureBank, height: int, width: int, background=(1.0, 1.0, 1.0)) -> "Scene":
+        """A scene with no primitives."""
+        zeros = lambda *shape: torch.zeros(*shape)  # noqa: E731
+        params = PrimitiveParams(zeros(0, 2), zeros(0), torch.ones(0, 2), zeros(0, 3), zeros(0), torch.zeros(0, dtype=torch.long))
+        return cls.from_params(params, bank, height, width, background)
+
+    # ------------------------------------------------------------------ activations
+    def __len__(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    def params(self) -> PrimitiveParams:
+        """The activated parameters (differentiable with respect to the raw tensors)."""
+        return PrimitiveParams(
+            means=self.means,
+            rotations=self.rotations,
+            scales=torch.exp(self.log_scales),
+            colors=torch.sigmoid(self.color_logits),
+            opacities=torch.sigmoid(self.opacity_logits),
+            shape_ids=self.shape_ids,
+            beta=torch.sigmoid(self.beta_logits),
+        )
+
+    def background(self) -> torch.Tensor:
+        """Background colour [3] in [0, 1]."""
+        return torch.sigmoid(self.background_logits)
+
+    def raw_tensors(self) -> dict[str, torch.Tensor]:
+        """The optimisable tensors by name (including ``background_logits``)."""
+        return {name: getattr(self, name) for name in (*_RAW_NAMES, "background_logits")}
+
+    # ------------------------------------------------------------------ editing
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Scene":
+        """A copy on ``device`` / in ``dtype`` (shape ids stay int64)."""
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype if t.is_floating_point() and dtype is not None else t.dtype)
+
+        return self._replace(**{name: move(t) for name, t in self.raw_tensors().items()}, shape_ids=self.shape_ids.to(device))
+
+    def detached(self) -> "Scene":
+        """A copy whose tensors are detached clones (a snapshot of a fit in progress)."""
+        return self._replace(**{n: t.detach().clone() for n, t in self.raw_tensors().items()}, shape_ids=self.shape_ids.clone())
+
+    def select(self, index: torch.Tensor) -> "Scene":
+        """The primitives at ``index`` (mask or indices), keeping painting order."""
+        return self._replace(**{n: getattr(self, n)[index] for n in _RAW_NAMES}, shape_ids=self.shape_ids[index])
+
+    def concat(self, other: "Scene") -> "Scene":
+        """This scene's primitives followed (painted on top) by ``other``'s."""
+        if other.bank is not self.bank and other.bank.names != self.bank.names:
+            raise InputError("scenes can only be joined when they share a texture bank")
+        joined = {n: torch.cat([getattr(self, n), getattr(other, n).to(getattr(self, n))]) for n in _RAW_NAMES}
+        return self._replace(**joined, shape_ids=torch.cat([self.shape_ids, other.shape_ids.to(self.shape_ids.device)]))
+
+    def _replace(self, **changes) -> "Scene":
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values.update(changes)
+        values["metadata"] = dict(self.metadata)
+        return Scene(**values)
+
+    # ------------------------------------------------------------------ rendering
+    def scaled_params(self, scale: float = 1.0) -> PrimitiveParams:
+        """Activated parameters on a canvas ``scale`` times larger (positions and sizes scaled)."""
+        params = self.params()
+        if scale == 1.0:
+            return params
+        params.means = params.means * scale
+        params.scales = params.scales * scale
+        return params
+
+    def canvas_size(self, scale: float = 1.0) -> tuple[int, int]:
+        """(height, width) of the canvas rendered at ``scale``."""
+        return max(1, int(round(self.height * scale))), max(1, int(round(self.width * scale)))
+
+    def render(
+        self,
+        scale: float = 1.0,
+        *,
+        blur: float = 0.0,
+        background: torch.Tensor | None | bool = True,
+        backend: str | None = None,
+        bank: TextureBank | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image [H*scale, W*scale, 3] and alpha; differentiable with respect to the raw tensors.
+
+        Args:
+            scale: resolution multiplier; primitives are resolution-independent, so a scene
+                fitted at 256 px renders crisply at 2048 px with ``scale=8``.
+            blur: soft-rasterization width in pixels of the *original* canvas.
+            background: True for the scene's background colour, False/None for a transparent
+                canvas (premultiplied image), or a tensor [3] / [H, W, 3].
+            bank: a bank to draw with instead of the scene's own (e.g. the same shapes at a
+                higher texture resolution, see :meth:`TextureBank.rebuilt`).
+        """
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise InputError(f"scale must be a positive number, got {scale!r}")
+        height, width = self.canvas_size(scale)
+        if background is True:
+            background = self.background()
+        elif background is False:
+            background = None
+        return composite(self.scaled_params(scale), bank or self.bank, background, height, width, blur=blur * scale, backend=backend)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the scene (parameters, bank bitmaps, metadata) as a NumPy ``.npz`` archive.
+
+        The file holds plain arrays and JSON only, so loading it cannot run code. The write is
+        atomic: an interrupted save never leaves a truncated file behind.
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        arrays: dict[str, np.ndarray] = {}
+        for name, tensor in self.raw_tensors().items():
+            arrays[name] = tensor.detach().cpu().numpy()
+        arrays["shape_ids"] = self.shape_ids.detach().cpu().long().numpy()
+        bank_index = []
+        for i, entry in enumerate(self.bank):
+            bank_index.append({"name": entry.name, "kind": entry.kind, "source": entry.source})
+            if entry.rgba is not None:
+                arrays[f"texture_{i}"] = entry.rgba.detach().cpu().float().numpy()
+        header = {
+            "format": SCENE_FORMAT,
+            "version": SCENE_FORMAT_VERSION,
+            "height": self.height,
+            "width": self.width,
+            "bank": bank_index,
+            "metadata": self.metadata,
+        }
+        arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> "Scene":
+        """Read a scene written by :meth:`save` (never unpickles anything)."""
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"scene file {str(path)!r} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+            raise InputError(f"{str(path)!r} is not a readable diffbmp scene file ({error})") from error
+        if "header" not in arrays:
+            raise InputError(f"{str(path)!r} is not a diffbmp scene file (no header)")
+        try:
+            header = json.loads(arrays["header"].tobytes().decode("utf-8"))
+        except ValueError as error:
+            raise InputError(f"{str(path)!r} has a corrupt header ({error})") from error
+        if header.get("format") != SCENE_FORMAT:
+            raise InputError(f"{str(path)!r} is not a diffbmp scene file (format {header.get('format')!r})")
+        if int(header.get("version", 0)) > SCENE_FORMAT_VERSION:
+            raise InputError(
+                f"{str(path)!r} was written by a newer diffbmp (scene format {header['version']}, this version reads "
+                f"up to {SCENE_FORMAT_VERSION}); upgrade diffbmp with `pip install -U diffbmp`"
+            )
+        entries = []
+        for i, info in enumerate(header["bank"]):
+            rgba = arrays.get(f"texture_{i}")
+            entries.append(BankEntry(info["name"], int(info["kind"]), None if rgba is None else torch.from_numpy(rgba.copy()), info.get("source", "")))
+        tensor = lambda name: torch.from_numpy(arrays[name].copy()).to(device)  # noqa: E731
+        return cls(
+            height=int(header["height"]),
+            width=int(header["width"]),
+            bank=TextureBank(entries),
+            **{name: tensor(name) for name in (*_RAW_NAMES, "background_logits")},
+            shape_ids=torch.from_numpy(arrays["shape_ids"].copy()).long().to(device),
+            metadata=header.get("metadata", {}),
+        )
