@@ -17,6 +17,7 @@ import torch
 from .constants import (
     ALPHA_MAX,
     ANALYTIC_SUPPORT_SIGMAS,
+    GAUSSIAN_CUTOFF_SIGMAS,
     GAUSSIAN_STD,
     KIND_CIRCLE,
     KIND_GAUSSIAN,
@@ -60,25 +61,46 @@ def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
 
 
+#: Section 5.2: sigmoid value at the circle's cutoff, and section 5.3: exp value at the Gaussian's.
+CIRCLE_FLOOR = 1.0 / (1.0 + math.exp(LOGISTIC_K * ANALYTIC_SUPPORT_SIGMAS))
+GAUSSIAN_FLOOR = math.exp(-0.5 * GAUSSIAN_CUTOFF_SIGMAS**2)
+
+
 def circle_coverage(u, v, scales, sigma_e):
     """Section 5.2: coverage of the analytic circle, [n, H, W]."""
     r = _safe_sqrt(u * u + v * v)
     rho = torch.sqrt(scales[:, 0] * scales[:, 1]).view(-1, 1, 1)
-    return torch.sigmoid(LOGISTIC_K * (1 - r) * rho / sigma_e)
+    lifted = (torch.sigmoid(LOGISTIC_K * (1 - r) * rho / sigma_e) - CIRCLE_FLOOR) / (1 - CIRCLE_FLOOR)
+    return torch.clamp(lifted, min=0.0)
+
+
+def gaussian_deviations(scales, sigma_e):
+    """Section 5.3: blurred deviations (su, sv) in local units, each [n]."""
+    su = torch.sqrt(GAUSSIAN_STD**2 + (sigma_e / scales[:, 0]) ** 2)
+    sv = torch.sqrt(GAUSSIAN_STD**2 + (sigma_e / scales[:, 1]) ** 2)
+    return su, sv
 
 
 def gaussian_coverage(u, v, scales, sigma_e):
     """Section 5.3: coverage of the analytic Gaussian, [n, H, W]."""
-    su = torch.sqrt(GAUSSIAN_STD**2 + (sigma_e / scales[:, 0]) ** 2).view(-1, 1, 1)
-    sv = torch.sqrt(GAUSSIAN_STD**2 + (sigma_e / scales[:, 1]) ** 2).view(-1, 1, 1)
+    su, sv = gaussian_deviations(scales, sigma_e)
+    su, sv = su.view(-1, 1, 1), sv.view(-1, 1, 1)
     amplitude = GAUSSIAN_STD**2 / (su * sv)
-    return amplitude * torch.exp(-u * u / (2 * su * su) - v * v / (2 * sv * sv))
+    falloff = torch.exp(-0.5 * (u * u / (su * su) + v * v / (sv * sv)))
+    return amplitude * torch.clamp((falloff - GAUSSIAN_FLOOR) / (1 - GAUSSIAN_FLOOR), min=0.0)
 
 
-def analytic_support(scales, sigma_e):
-    """Section 5.1: (eu, ev) of analytic shapes, each [n]."""
-    margin = ANALYTIC_SUPPORT_SIGMAS * sigma_e
-    return 1 + margin / scales[:, 0].detach(), 1 + margin / scales[:, 1].detach()
+def analytic_support(scales, sigma_e, kinds):
+    """Section 5.2-5.3: (eu, ev) of analytic shapes of ``kinds``, each [n]."""
+    scales = scales.detach()
+    rho = torch.sqrt(scales[:, 0] * scales[:, 1])
+    circle = 1 + ANALYTIC_SUPPORT_SIGMAS * sigma_e / rho
+    su, sv = gaussian_deviations(scales, sigma_e)
+    is_circle = kinds == KIND_CIRCLE
+    return (
+        torch.where(is_circle, circle, GAUSSIAN_CUTOFF_SIGMAS * su),
+        torch.where(is_circle, circle, GAUSSIAN_CUTOFF_SIGMAS * sv),
+    )
 
 
 def choose_levels(size: torch.Tensor, count: torch.Tensor, scale: torch.Tensor, sigma_e: float):
@@ -177,7 +199,7 @@ def shape_coverage(bank: PreparedBank, shape_ids, u, v, scales, sigma_e):
             coverage = circle_coverage if kind == KIND_CIRCLE else gaussian_coverage
             cov_k = coverage(uk, vk, sk, sigma_e)
             p_k = cov_k.unsqueeze(-1).expand(cov_k.shape + (3,))
-            eu_k, ev_k = analytic_support(sk, sigma_e)
+            eu_k, ev_k = analytic_support(sk, sigma_e, torch.full_like(index, kind))
         cov = cov.index_copy(0, index, cov_k)
         premultiplied = premultiplied.index_copy(0, index, p_k)
         eu = eu.index_copy(0, index, eu_k.to(u.dtype))

@@ -15,8 +15,8 @@ def support_extents(params: PrimitiveParams, bank: TextureBank | PreparedBank, b
     prepared = bank.prepare(params.device, params.dtype) if isinstance(bank, TextureBank) else bank
     sigma_e = _torch_impl.effective_sigma(blur)
     scales = params.scales.detach()
-    eu, ev = _torch_impl.analytic_support(scales, sigma_e)
     ids = params.shape_ids.long()
+    eu, ev = _torch_impl.analytic_support(scales, sigma_e, prepared.entries[ids, 0])
     textured = prepared.entries[ids, 0] == KIND_TEXTURE
     if bool(textured.any()):
         info = prepared.entries[ids[textured]].long()

@@ -29,11 +29,14 @@ PIXEL_SIGMA = 1.0 / math.sqrt(12.0)
 #: Slope of the logistic curve that approximates the normal CDF: Phi(x) ~ sigmoid(1.702 x).
 LOGISTIC_K = 1.702
 
-#: Analytic shapes stop this many effective blur deviations outside their outline.
+#: The circle fades to exactly zero this many effective blur deviations outside its outline.
 ANALYTIC_SUPPORT_SIGMAS = 4.0
 
 #: Standard deviation of the Gaussian primitive in local units: the half-extent is 3 std.
 GAUSSIAN_STD = 1.0 / 3.0
+
+#: The Gaussian fades to exactly zero at this many (blurred) deviations from its centre.
+GAUSSIAN_CUTOFF_SIGMAS = 3.0
 
 #: Blur of mip level i is MIP_BASE_SIGMA * 2**i texels of the base texture (i >= 1).
 MIP_BASE_SIGMA = 0.5

@@ -12,6 +12,7 @@ constexpr double PIXEL_SIGMA = 0.28867513459481287;  // 1 / sqrt(12)
 constexpr double LOGISTIC_K = 1.702;
 constexpr double ANALYTIC_SUPPORT_SIGMAS = 4.0;
 constexpr double GAUSSIAN_STD = 0.33333333333333333;  // 1 / 3
+constexpr double GAUSSIAN_CUTOFF_SIGMAS = 3.0;
 constexpr double MIP_BASE_SIGMA = 0.5;
 constexpr int MIP_PAD = 2;
 constexpr int MAX_LEVELS = 10;

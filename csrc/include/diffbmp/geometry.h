@@ -104,18 +104,17 @@ DIFFBMP_HD inline PrimGeom<T> prepare_primitive(
     }
     g.eu = fn::max(level_extent<T>(tex_w, i[0]), level_extent<T>(tex_w, i[1]));
     g.ev = fn::max(level_extent<T>(tex_h, j[0]), level_extent<T>(tex_h, j[1]));
+  } else if (g.kind == KIND_CIRCLE) {
+    T rho = fn::sqrt(sx * sy);
+    g.circle_slope = T(LOGISTIC_K) * rho / sigma_e;
+    g.eu = g.ev = T(1) + T(ANALYTIC_SUPPORT_SIGMAS) * sigma_e / rho;
   } else {
-    T margin = T(ANALYTIC_SUPPORT_SIGMAS) * sigma_e;
-    g.eu = T(1) + margin / sx;
-    g.ev = T(1) + margin / sy;
-    if (g.kind == KIND_CIRCLE) {
-      g.circle_slope = T(LOGISTIC_K) * fn::sqrt(sx * sy) / sigma_e;
-    } else {
-      T ex = sigma_e / sx, ey = sigma_e / sy;
-      g.gauss_su = fn::sqrt(T(GAUSSIAN_STD) * T(GAUSSIAN_STD) + ex * ex);
-      g.gauss_sv = fn::sqrt(T(GAUSSIAN_STD) * T(GAUSSIAN_STD) + ey * ey);
-      g.gauss_amp = T(GAUSSIAN_STD) * T(GAUSSIAN_STD) / (g.gauss_su * g.gauss_sv);
-    }
+    T ex = sigma_e / sx, ey = sigma_e / sy;
+    g.gauss_su = fn::sqrt(T(GAUSSIAN_STD) * T(GAUSSIAN_STD) + ex * ex);
+    g.gauss_sv = fn::sqrt(T(GAUSSIAN_STD) * T(GAUSSIAN_STD) + ey * ey);
+    g.gauss_amp = T(GAUSSIAN_STD) * T(GAUSSIAN_STD) / (g.gauss_su * g.gauss_sv);
+    g.eu = T(GAUSSIAN_CUTOFF_SIGMAS) * g.gauss_su;
+    g.ev = T(GAUSSIAN_CUTOFF_SIGMAS) * g.gauss_sv;
   }
 
   // Screen bounding box of the rotated support rectangle (section 5.1), widened by one

@@ -23,6 +23,27 @@ struct ShapeSampleGrad {
   T dcov_dsx, dcov_dsy;  // direct dependence on the half-extents (analytic shapes only)
 };
 
+// Section 5.2: sigmoid value at the circle's cutoff; lifting by it makes the edge reach zero.
+DIFFBMP_HD inline double circle_floor() { return 1.0 / (1.0 + ::exp(LOGISTIC_K * ANALYTIC_SUPPORT_SIGMAS)); }
+// Section 5.3: falloff value at the Gaussian's cutoff ellipse.
+DIFFBMP_HD inline double gaussian_floor() { return ::exp(-0.5 * GAUSSIAN_CUTOFF_SIGMAS * GAUSSIAN_CUTOFF_SIGMAS); }
+
+template <typename T>
+DIFFBMP_HD inline T circle_lift(T sig) {
+  return fn::max((sig - T(circle_floor())) / (T(1) - T(circle_floor())), T(0));
+}
+
+template <typename T>
+DIFFBMP_HD inline T gaussian_lift(T falloff) {
+  return fn::max((falloff - T(gaussian_floor())) / (T(1) - T(gaussian_floor())), T(0));
+}
+
+// exp(-q / 2) with q = u^2 / su^2 + v^2 / sv^2.
+template <typename T>
+DIFFBMP_HD inline T gaussian_falloff(const PrimGeom<T>& g, T u, T v) {
+  return fn::exp(T(-0.5) * (u * u / (g.gauss_su * g.gauss_su) + v * v / (g.gauss_sv * g.gauss_sv)));
+}
+
 // texels: [T, 4] premultiplied RGBA. Returns 0 outside the level (transparent border).
 template <typename T>
 DIFFBMP_HD inline void fetch_texel(const T* texels, const LevelRef<T>& lv, int x, int y, T out[4]) {
@@ -80,10 +101,9 @@ DIFFBMP_HD inline ShapeSample<T> shape_sample(const PrimGeom<T>& g, const T* tex
   }
   if (g.kind == KIND_CIRCLE) {
     T r = fn::sqrt(u * u + v * v);
-    s.cov = fn::sigmoid((T(1) - r) * g.circle_slope);
+    s.cov = circle_lift(fn::sigmoid((T(1) - r) * g.circle_slope));
   } else {
-    T su = g.gauss_su, sv = g.gauss_sv;
-    s.cov = g.gauss_amp * fn::exp(-u * u / (T(2) * su * su) - v * v / (T(2) * sv * sv));
+    s.cov = g.gauss_amp * gaussian_lift(gaussian_falloff(g, u, v));
   }
   s.p[0] = s.p[1] = s.p[2] = s.cov;
   return s;
@@ -111,30 +131,34 @@ DIFFBMP_HD inline ShapeSampleGrad<T> shape_sample_grad(const PrimGeom<T>& g, con
   }
   if (g.kind == KIND_CIRCLE) {
     T r = fn::sqrt(u * u + v * v);
-    T cov = fn::sigmoid((T(1) - r) * g.circle_slope);
-    T dcov_dz = cov * (T(1) - cov);
-    // dz/du = -slope * u / r, taken as zero at r = 0 (section 5.2).
-    T dz_dr = -g.circle_slope;
+    T z = (T(1) - r) * g.circle_slope;
+    T sig = fn::sigmoid(z);
+    T cov = circle_lift(sig);
+    // Zero derivative where the lifted coverage is clipped to zero (section 5.2).
+    T dcov_dz = cov > T(0) ? sig * (T(1) - sig) / (T(1) - T(circle_floor())) : T(0);
+    // dz/du = -slope * u / r, taken as zero at r = 0.
     T inv_r = r > T(0) ? T(1) / r : T(0);
     s.cov = cov;
-    s.dcov_du = dcov_dz * dz_dr * u * inv_r;
-    s.dcov_dv = dcov_dz * dz_dr * v * inv_r;
+    s.dcov_du = -dcov_dz * g.circle_slope * u * inv_r;
+    s.dcov_dv = -dcov_dz * g.circle_slope * v * inv_r;
     // Through rho = sqrt(sx sy): dz/dsx = z / (2 sx).
-    T z = (T(1) - r) * g.circle_slope;
     s.dcov_dsx = dcov_dz * z * T(0.5) * g.inv_sx;
     s.dcov_dsy = dcov_dz * z * T(0.5) * g.inv_sy;
   } else {
     T su = g.gauss_su, sv = g.gauss_sv;
-    T cov = g.gauss_amp * fn::exp(-u * u / (T(2) * su * su) - v * v / (T(2) * sv * sv));
+    T falloff = gaussian_falloff(g, u, v);
+    T cov = g.gauss_amp * gaussian_lift(falloff);
+    // E = amp exp(-q/2) / (1 - e_c) where the coverage is positive, else zero (section 9).
+    T e = cov > T(0) ? g.gauss_amp * falloff / (T(1) - T(gaussian_floor())) : T(0);
     s.cov = cov;
-    s.dcov_du = -cov * u / (su * su);
-    s.dcov_dv = -cov * v / (sv * sv);
-    // Through su, sv: dcov/dsu = cov (-1/su + u^2/su^3), dsu/dsx = -(sigma_e^2 / sx^3) / su.
+    s.dcov_du = -e * u / (su * su);
+    s.dcov_dv = -e * v / (sv * sv);
+    // Through su, sv (amplitude and falloff): dsu/dsx = -(sigma_e^2 / sx^3) / su.
     T ex = sigma_e * g.inv_sx, ey = sigma_e * g.inv_sy;
     T dsu_dsx = -(ex * ex * g.inv_sx) / su;
     T dsv_dsy = -(ey * ey * g.inv_sy) / sv;
-    s.dcov_dsx = cov * (-T(1) / su + u * u / (su * su * su)) * dsu_dsx;
-    s.dcov_dsy = cov * (-T(1) / sv + v * v / (sv * sv * sv)) * dsv_dsy;
+    s.dcov_dsx = (-cov / su + e * u * u / (su * su * su)) * dsu_dsx;
+    s.dcov_dsy = (-cov / sv + e * v * v / (sv * sv * sv)) * dsv_dsy;
   }
   for (int c = 0; c < 3; ++c) {
     s.p[c] = s.cov;
