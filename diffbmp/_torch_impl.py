@@ -16,9 +16,11 @@ import torch
 
 from .constants import (
     ALPHA_MAX,
-    ANALYTIC_SUPPORT_SIGMAS,
-    GAUSSIAN_CUTOFF_SIGMAS,
+    CIRCLE_TAPER_END,
+    CIRCLE_TAPER_START,
     GAUSSIAN_STD,
+    GAUSSIAN_TAPER_END,
+    GAUSSIAN_TAPER_START,
     KIND_CIRCLE,
     KIND_GAUSSIAN,
     KIND_TEXTURE,
@@ -61,17 +63,19 @@ def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
 
 
-#: Section 5.2: sigmoid value at the circle's cutoff, and section 5.3: exp value at the Gaussian's.
-CIRCLE_FLOOR = 1.0 / (1.0 + math.exp(LOGISTIC_K * ANALYTIC_SUPPORT_SIGMAS))
-GAUSSIAN_FLOOR = math.exp(-0.5 * GAUSSIAN_CUTOFF_SIGMAS**2)
+def smoothstep(t: torch.Tensor) -> torch.Tensor:
+    """Section 5.2: the C1 taper, t clamped to [0, 1]."""
+    t = torch.clamp(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
 
 
 def circle_coverage(u, v, scales, sigma_e):
     """Section 5.2: coverage of the analytic circle, [n, H, W]."""
     r = _safe_sqrt(u * u + v * v)
     rho = torch.sqrt(scales[:, 0] * scales[:, 1]).view(-1, 1, 1)
-    lifted = (torch.sigmoid(LOGISTIC_K * (1 - r) * rho / sigma_e) - CIRCLE_FLOOR) / (1 - CIRCLE_FLOOR)
-    return torch.clamp(lifted, min=0.0)
+    z = LOGISTIC_K * (1 - r) * rho / sigma_e
+    taper = smoothstep((z + LOGISTIC_K * CIRCLE_TAPER_END) / (LOGISTIC_K * (CIRCLE_TAPER_END - CIRCLE_TAPER_START)))
+    return torch.sigmoid(z) * taper
 
 
 def gaussian_deviations(scales, sigma_e):
@@ -86,20 +90,21 @@ def gaussian_coverage(u, v, scales, sigma_e):
     su, sv = gaussian_deviations(scales, sigma_e)
     su, sv = su.view(-1, 1, 1), sv.view(-1, 1, 1)
     amplitude = GAUSSIAN_STD**2 / (su * sv)
-    falloff = torch.exp(-0.5 * (u * u / (su * su) + v * v / (sv * sv)))
-    return amplitude * torch.clamp((falloff - GAUSSIAN_FLOOR) / (1 - GAUSSIAN_FLOOR), min=0.0)
+    q = u * u / (su * su) + v * v / (sv * sv)
+    taper = smoothstep((GAUSSIAN_TAPER_END**2 - q) / (GAUSSIAN_TAPER_END**2 - GAUSSIAN_TAPER_START**2))
+    return amplitude * torch.exp(-0.5 * q) * taper
 
 
 def analytic_support(scales, sigma_e, kinds):
     """Section 5.2-5.3: (eu, ev) of analytic shapes of ``kinds``, each [n]."""
     scales = scales.detach()
     rho = torch.sqrt(scales[:, 0] * scales[:, 1])
-    circle = 1 + ANALYTIC_SUPPORT_SIGMAS * sigma_e / rho
+    circle = 1 + CIRCLE_TAPER_END * sigma_e / rho
     su, sv = gaussian_deviations(scales, sigma_e)
     is_circle = kinds == KIND_CIRCLE
     return (
-        torch.where(is_circle, circle, GAUSSIAN_CUTOFF_SIGMAS * su),
-        torch.where(is_circle, circle, GAUSSIAN_CUTOFF_SIGMAS * sv),
+        torch.where(is_circle, circle, GAUSSIAN_TAPER_END * su),
+        torch.where(is_circle, circle, GAUSSIAN_TAPER_END * sv),
     )
 
 

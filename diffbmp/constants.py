@@ -29,14 +29,17 @@ PIXEL_SIGMA = 1.0 / math.sqrt(12.0)
 #: Slope of the logistic curve that approximates the normal CDF: Phi(x) ~ sigmoid(1.702 x).
 LOGISTIC_K = 1.702
 
-#: The circle fades to exactly zero this many effective blur deviations outside its outline.
-ANALYTIC_SUPPORT_SIGMAS = 4.0
+#: The circle's edge is tapered smoothly to zero between these many effective blur
+#: deviations outside its outline (a C1 taper, so even the gradient has no jump).
+CIRCLE_TAPER_START = 2.0
+CIRCLE_TAPER_END = 4.0
 
 #: Standard deviation of the Gaussian primitive in local units: the half-extent is 3 std.
 GAUSSIAN_STD = 1.0 / 3.0
 
-#: The Gaussian fades to exactly zero at this many (blurred) deviations from its centre.
-GAUSSIAN_CUTOFF_SIGMAS = 3.0
+#: The Gaussian is tapered smoothly to zero between these many (blurred) deviations.
+GAUSSIAN_TAPER_START = 2.5
+GAUSSIAN_TAPER_END = 3.0
 
 #: Blur of mip level i is MIP_BASE_SIGMA * 2**i texels of the base texture (i >= 1).
 MIP_BASE_SIGMA = 0.5

@@ -107,14 +107,14 @@ DIFFBMP_HD inline PrimGeom<T> prepare_primitive(
   } else if (g.kind == KIND_CIRCLE) {
     T rho = fn::sqrt(sx * sy);
     g.circle_slope = T(LOGISTIC_K) * rho / sigma_e;
-    g.eu = g.ev = T(1) + T(ANALYTIC_SUPPORT_SIGMAS) * sigma_e / rho;
+    g.eu = g.ev = T(1) + T(CIRCLE_TAPER_END) * sigma_e / rho;
   } else {
     T ex = sigma_e / sx, ey = sigma_e / sy;
     g.gauss_su = fn::sqrt(T(GAUSSIAN_STD) * T(GAUSSIAN_STD) + ex * ex);
     g.gauss_sv = fn::sqrt(T(GAUSSIAN_STD) * T(GAUSSIAN_STD) + ey * ey);
     g.gauss_amp = T(GAUSSIAN_STD) * T(GAUSSIAN_STD) / (g.gauss_su * g.gauss_sv);
-    g.eu = T(GAUSSIAN_CUTOFF_SIGMAS) * g.gauss_su;
-    g.ev = T(GAUSSIAN_CUTOFF_SIGMAS) * g.gauss_sv;
+    g.eu = T(GAUSSIAN_TAPER_END) * g.gauss_su;
+    g.ev = T(GAUSSIAN_TAPER_END) * g.gauss_sv;
   }
 
   // Screen bounding box of the rotated support rectangle (section 5.1), widened by one

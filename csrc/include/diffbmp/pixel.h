@@ -82,7 +82,7 @@ DIFFBMP_HD inline bool backward_pair(
   // Section 9, compositing: S_n is the colour behind n, from the saved C.
   T g_dot_col = T(0), g_dot_behind = T(0);
   for (int c = 0; c < 3; ++c) {
-    accumulated[c] += pv.col[c] * a * t;
+    accumulated[c] += pv.col[c] * (a * t);  // the same rounding as the forward pass
     T behind = pix.colour[c] - accumulated[c];
     g_dot_col += pix.g[c] * pv.col[c];
     g_dot_behind += pix.g[c] * behind;

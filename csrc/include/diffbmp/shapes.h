@@ -23,25 +23,35 @@ struct ShapeSampleGrad {
   T dcov_dsx, dcov_dsy;  // direct dependence on the half-extents (analytic shapes only)
 };
 
-// Section 5.2: sigmoid value at the circle's cutoff; lifting by it makes the edge reach zero.
-DIFFBMP_HD inline double circle_floor() { return 1.0 / (1.0 + ::exp(LOGISTIC_K * ANALYTIC_SUPPORT_SIGMAS)); }
-// Section 5.3: falloff value at the Gaussian's cutoff ellipse.
-DIFFBMP_HD inline double gaussian_floor() { return ::exp(-0.5 * GAUSSIAN_CUTOFF_SIGMAS * GAUSSIAN_CUTOFF_SIGMAS); }
-
+// Section 5.2: the C1 taper that ends analytic shapes, and its derivative with respect to t.
 template <typename T>
-DIFFBMP_HD inline T circle_lift(T sig) {
-  return fn::max((sig - T(circle_floor())) / (T(1) - T(circle_floor())), T(0));
+DIFFBMP_HD inline T smoothstep(T t, T& d_dt) {
+  t = fn::clamp(t, T(0), T(1));
+  d_dt = T(6) * t * (T(1) - t);
+  return t * t * (T(3) - T(2) * t);
 }
 
+// Circle taper position t(z) and dt/dz (section 5.2).
 template <typename T>
-DIFFBMP_HD inline T gaussian_lift(T falloff) {
-  return fn::max((falloff - T(gaussian_floor())) / (T(1) - T(gaussian_floor())), T(0));
+DIFFBMP_HD inline T circle_taper_t(T z, T& dt_dz) {
+  const T width = T(LOGISTIC_K) * (T(CIRCLE_TAPER_END) - T(CIRCLE_TAPER_START));
+  dt_dz = T(1) / width;
+  return (z + T(LOGISTIC_K) * T(CIRCLE_TAPER_END)) / width;
 }
 
-// exp(-q / 2) with q = u^2 / su^2 + v^2 / sv^2.
+// Gaussian taper position t(q) and dt/dq (section 5.3).
 template <typename T>
-DIFFBMP_HD inline T gaussian_falloff(const PrimGeom<T>& g, T u, T v) {
-  return fn::exp(T(-0.5) * (u * u / (g.gauss_su * g.gauss_su) + v * v / (g.gauss_sv * g.gauss_sv)));
+DIFFBMP_HD inline T gaussian_taper_t(T q, T& dt_dq) {
+  const T end = T(GAUSSIAN_TAPER_END) * T(GAUSSIAN_TAPER_END);
+  const T width = end - T(GAUSSIAN_TAPER_START) * T(GAUSSIAN_TAPER_START);
+  dt_dq = T(-1) / width;
+  return (end - q) / width;
+}
+
+// q = u^2 / su^2 + v^2 / sv^2 of the Gaussian.
+template <typename T>
+DIFFBMP_HD inline T gaussian_q(const PrimGeom<T>& g, T u, T v) {
+  return u * u / (g.gauss_su * g.gauss_su) + v * v / (g.gauss_sv * g.gauss_sv);
 }
 
 // texels: [T, 4] premultiplied RGBA. Returns 0 outside the level (transparent border).
@@ -99,11 +109,13 @@ DIFFBMP_HD inline ShapeSample<T> shape_sample(const PrimGeom<T>& g, const T* tex
     s.p[2] = value[2];
     return s;
   }
+  T unused;
   if (g.kind == KIND_CIRCLE) {
-    T r = fn::sqrt(u * u + v * v);
-    s.cov = circle_lift(fn::sigmoid((T(1) - r) * g.circle_slope));
+    T z = (T(1) - fn::sqrt(u * u + v * v)) * g.circle_slope;
+    s.cov = fn::sigmoid(z) * smoothstep(circle_taper_t(z, unused), unused);
   } else {
-    s.cov = g.gauss_amp * gaussian_lift(gaussian_falloff(g, u, v));
+    T q = gaussian_q(g, u, v);
+    s.cov = g.gauss_amp * fn::exp(T(-0.5) * q) * smoothstep(gaussian_taper_t(q, unused), unused);
   }
   s.p[0] = s.p[1] = s.p[2] = s.cov;
   return s;
@@ -133,12 +145,12 @@ DIFFBMP_HD inline ShapeSampleGrad<T> shape_sample_grad(const PrimGeom<T>& g, con
     T r = fn::sqrt(u * u + v * v);
     T z = (T(1) - r) * g.circle_slope;
     T sig = fn::sigmoid(z);
-    T cov = circle_lift(sig);
-    // Zero derivative where the lifted coverage is clipped to zero (section 5.2).
-    T dcov_dz = cov > T(0) ? sig * (T(1) - sig) / (T(1) - T(circle_floor())) : T(0);
+    T dt_dz, dw_dt;
+    T w = smoothstep(circle_taper_t(z, dt_dz), dw_dt);
+    T dcov_dz = sig * (T(1) - sig) * w + sig * dw_dt * dt_dz;
     // dz/du = -slope * u / r, taken as zero at r = 0.
     T inv_r = r > T(0) ? T(1) / r : T(0);
-    s.cov = cov;
+    s.cov = sig * w;
     s.dcov_du = -dcov_dz * g.circle_slope * u * inv_r;
     s.dcov_dv = -dcov_dz * g.circle_slope * v * inv_r;
     // Through rho = sqrt(sx sy): dz/dsx = z / (2 sx).
@@ -146,19 +158,21 @@ DIFFBMP_HD inline ShapeSampleGrad<T> shape_sample_grad(const PrimGeom<T>& g, con
     s.dcov_dsy = dcov_dz * z * T(0.5) * g.inv_sy;
   } else {
     T su = g.gauss_su, sv = g.gauss_sv;
-    T falloff = gaussian_falloff(g, u, v);
-    T cov = g.gauss_amp * gaussian_lift(falloff);
-    // E = amp exp(-q/2) / (1 - e_c) where the coverage is positive, else zero (section 9).
-    T e = cov > T(0) ? g.gauss_amp * falloff / (T(1) - T(gaussian_floor())) : T(0);
+    T q = gaussian_q(g, u, v);
+    T dt_dq, dw_dt;
+    T w = smoothstep(gaussian_taper_t(q, dt_dq), dw_dt);
+    T peak = g.gauss_amp * fn::exp(T(-0.5) * q);
+    T cov = peak * w;
+    T dcov_dq = peak * (T(-0.5) * w + dw_dt * dt_dq);
     s.cov = cov;
-    s.dcov_du = -e * u / (su * su);
-    s.dcov_dv = -e * v / (sv * sv);
-    // Through su, sv (amplitude and falloff): dsu/dsx = -(sigma_e^2 / sx^3) / su.
+    s.dcov_du = dcov_dq * T(2) * u / (su * su);
+    s.dcov_dv = dcov_dq * T(2) * v / (sv * sv);
+    // Through su, sv (amplitude and q): dsu/dsx = -(sigma_e^2 / sx^3) / su.
     T ex = sigma_e * g.inv_sx, ey = sigma_e * g.inv_sy;
     T dsu_dsx = -(ex * ex * g.inv_sx) / su;
     T dsv_dsy = -(ey * ey * g.inv_sy) / sv;
-    s.dcov_dsx = (-cov / su + e * u * u / (su * su * su)) * dsu_dsx;
-    s.dcov_dsy = (-cov / sv + e * v * v / (sv * sv * sv)) * dsv_dsy;
+    s.dcov_dsx = (-cov / su - dcov_dq * T(2) * u * u / (su * su * su)) * dsu_dsx;
+    s.dcov_dsy = (-cov / sv - dcov_dq * T(2) * v * v / (sv * sv * sv)) * dsv_dsy;
   }
   for (int c = 0; c < 3; ++c) {
     s.p[c] = s.cov;
