@@ -46,7 +46,10 @@ DIFFBMP_HD inline bool eval_pair(const PrimGeom<T>& g, const PrimLook<T>& look, 
   T u, v;
   local_uv(g, px, py, u, v);
   if (!inside_support(g, u, v)) return false;
-  out = pair_value(g, look, shape_sample(g, texels, u, v));
+  ShapeSample<T> s = shape_sample(g, texels, u, v);
+  // Zero coverage changes neither colour nor transmittance (and P <= cov is zero too).
+  if (s.cov == T(0)) return false;
+  out = pair_value(g, look, s);
   return true;
 }
 
@@ -70,6 +73,10 @@ DIFFBMP_HD inline bool backward_pair(
   local_uv(g, px, py, u, v);
   if (!inside_support(g, u, v)) return false;
   ShapeSampleGrad<T> s = shape_sample_grad(g, texels, u, v, sigma_e);
+  // Where the coverage and its slope vanish every term below is zero and T is unchanged.
+  if (s.cov == T(0) && s.dcov_du == T(0) && s.dcov_dv == T(0) && s.dp_du[0] == T(0) && s.dp_dv[0] == T(0) &&
+      s.dp_du[1] == T(0) && s.dp_dv[1] == T(0) && s.dp_du[2] == T(0) && s.dp_dv[2] == T(0))
+    return false;
   ShapeSample<T> value;
   value.cov = s.cov;
   value.p[0] = s.p[0];

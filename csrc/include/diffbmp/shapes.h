@@ -110,12 +110,19 @@ DIFFBMP_HD inline ShapeSample<T> shape_sample(const PrimGeom<T>& g, const T* tex
     return s;
   }
   T unused;
+  s.cov = T(0);
   if (g.kind == KIND_CIRCLE) {
-    T z = (T(1) - fn::sqrt(u * u + v * v)) * g.circle_slope;
-    s.cov = fn::sigmoid(z) * smoothstep(circle_taper_t(z, unused), unused);
+    T r2 = u * u + v * v;
+    // Beyond r = eu the taper is zero: skip the exponential.
+    if (r2 < g.eu * g.eu) {
+      T z = (T(1) - fn::sqrt(r2)) * g.circle_slope;
+      s.cov = fn::sigmoid(z) * smoothstep(circle_taper_t(z, unused), unused);
+    }
   } else {
     T q = gaussian_q(g, u, v);
-    s.cov = g.gauss_amp * fn::exp(T(-0.5) * q) * smoothstep(gaussian_taper_t(q, unused), unused);
+    if (q < T(GAUSSIAN_TAPER_END) * T(GAUSSIAN_TAPER_END)) {
+      s.cov = g.gauss_amp * fn::exp(T(-0.5) * q) * smoothstep(gaussian_taper_t(q, unused), unused);
+    }
   }
   s.p[0] = s.p[1] = s.p[2] = s.cov;
   return s;
@@ -139,6 +146,13 @@ DIFFBMP_HD inline ShapeSampleGrad<T> shape_sample_grad(const PrimGeom<T>& g, con
       s.dp_du[c] = d_du[c];
       s.dp_dv[c] = d_dv[c];
     }
+    return s;
+  }
+  const bool outside = g.kind == KIND_CIRCLE ? u * u + v * v >= g.eu * g.eu
+                                             : gaussian_q(g, u, v) >= T(GAUSSIAN_TAPER_END) * T(GAUSSIAN_TAPER_END);
+  if (outside) {  // the taper is zero with a zero derivative there
+    s.cov = s.dcov_du = s.dcov_dv = T(0);
+    for (int c = 0; c < 3; ++c) s.p[c] = s.dp_du[c] = s.dp_dv[c] = T(0);
     return s;
   }
   if (g.kind == KIND_CIRCLE) {
