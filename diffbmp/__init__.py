@@ -9,6 +9,8 @@ from .errors import BackendUnavailableError, ConfigError, DiffBMPError, InputErr
 from .params import PrimitiveParams
 from .primitives import PreparedBank, TextureBank, builtin_names
 from .render import composite, composite_premultiplied
+from .scene import Scene
+from .export import export
 
 __version__ = "0.1.0"
 
@@ -24,8 +26,10 @@ __all__ = [
     "InputError",
     "PrimitiveParams",
     "PreparedBank",
+    "Scene",
     "TextureBank",
     "builtin_names",
     "composite",
     "composite_premultiplied",
+    "export",
 ]

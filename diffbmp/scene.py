@@ -41,6 +41,12 @@ SCENE_FORMAT_VERSION = 1
 _RAW_NAMES = ("means", "log_scales", "rotations", "color_logits", "opacity_logits", "beta_logits")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def logit(p: torch.Tensor | float, eps: float = 1e-6) -> torch.Tensor:
     """Inverse of the sigmoid, with ``p`` kept ``eps`` away from 0 and 1."""
     p = torch.as_tensor(p, dtype=torch.float32) if not isinstance(p, torch.Tensor) else p
@@ -239,6 +245,7 @@ class Scene:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez_compressed(handle, **arrays)
+            os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp's 0600 is for secrets, not scenes
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -72,6 +72,15 @@ def test_save_writes_no_pickles_and_is_atomic(scene, tmp_path):
         header = json.loads(data["header"].tobytes())
     assert header["version"] == SCENE_FORMAT_VERSION
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]  # no temporary files left
+    assert path.stat().st_mode & 0o044 == 0o044 & ~_umask()  # readable as any file the user writes
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_empty_scene_renders_the_background(bank):

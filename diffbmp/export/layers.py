@@ -1,0 +1,246 @@
+"""Each primitive rendered on its own, cropped to its box: the pixel layers of a PSD.
+
+A layer holds primitive ``n`` painted alone over nothing: its straight colour and its
+coverage as alpha, on the box ``screen_bounds`` gives (rounded out to whole pixels and
+clipped to the canvas). Stacked bottom to top with normal blending and the primitive's
+opacity as the layer opacity, the layers reproduce ``composite()`` (docs/exports.md says
+where the two differ: 8-bit quantisation and the opacity rounding).
+
+Rendering thousands of tiny canvases one call at a time costs far more in call overhead than
+in pixels, so the boxes are packed side by side into a few *atlas pages* and each page is
+drawn with one ``composite()`` call. A primitive paints nothing outside its box
+(docs/rendering.md, 5.1), so on a page every pixel sees at most one primitive and gets
+exactly the value it has when that primitive is drawn alone; boxes are moved by whole
+pixels, which keeps every pixel centre at the same place relative to the primitive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..bounds import screen_bounds
+from ..params import PrimitiveParams
+from ..primitives import PreparedBank, TextureBank
+from ..render import composite
+
+__all__ = ["PrimitiveLayer", "layer_boxes", "quantized_opacity", "render_layers"]
+
+#: Pixels of one atlas page (colour + alpha in float32 take 16 bytes a pixel).
+PAGE_PIXELS = 1 << 22
+#: Smallest width of an atlas page.
+PAGE_WIDTH = 1024
+#: Empty pixels between boxes on a page (a margin of safety: boxes already contain their primitives).
+GUTTER = 1
+
+
+@dataclass
+class PrimitiveLayer:
+    """One primitive as a pixel layer.
+
+    Attributes:
+        index: the primitive's index (its painting order; 0 is the bottom).
+        left, top: offset of the layer on the canvas, in pixels.
+        rgba: straight (not premultiplied) 8-bit RGBA [h, w, 4]; h = w = 0 when the
+            primitive lies entirely outside the canvas.
+        opacity: layer opacity, 0-255.
+    """
+
+    index: int
+    left: int
+    top: int
+    rgba: np.ndarray
+    opacity: int
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) on the canvas."""
+        return self.left, self.top, self.left + int(self.rgba.shape[1]), self.top + int(self.rgba.shape[0])
+
+
+def layer_boxes(params: PrimitiveParams, bank: TextureBank | PreparedBank, height: int, width: int, blur: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-pixel boxes [N, 4] (x0, y0, x1, y1) of every primitive: unclipped, and clipped to the canvas.
+
+    A clipped box with x1 <= x0 or y1 <= y0 is empty (the primitive is off the canvas); empty
+    boxes are returned as (0, 0, 0, 0).
+    """
+    if len(params) == 0:
+        empty = np.zeros((0, 4), dtype=np.int64)
+        return empty, empty.copy()
+    bounds = screen_bounds(params, bank, blur).detach().double().cpu().numpy()
+    # Pixel j is touched when its centre j + 0.5 lies inside the box: flooring the low edge
+    # and ceiling the high one keeps every such pixel.
+    full = np.concatenate([np.floor(bounds[:, :2]), np.ceil(bounds[:, 2:])], axis=1)
+    full = np.clip(full, -2**40, 2**40).astype(np.int64)
+    clipped = full.copy()
+    clipped[:, [0, 2]] = np.clip(clipped[:, [0, 2]], 0, width)
+    clipped[:, [1, 3]] = np.clip(clipped[:, [1, 3]], 0, height)
+    empty = (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])
+    clipped[empty] = 0
+    return full, clipped
+
+
+def quantized_opacity(opacities: torch.Tensor) -> np.ndarray:
+    """Layer opacities 0-255 (rounded to nearest)."""
+    return np.clip(np.rint(opacities.detach().double().cpu().numpy() * 255.0), 0, 255).astype(np.int64)
+
+
+@dataclass
+class _Job:
+    index: int
+    source: tuple[int, int, int, int]  # box drawn (canvas coordinates)
+    crop: tuple[int, int, int, int]    # the layer's box, inside ``source``
+    alone: bool = False                # drawn alone on a canvas the size of ``crop``
+    slot: tuple[int, int] = (0, 0)     # where ``source`` lands on its canvas
+    page: int = -1
+
+
+def render_layers(
+    params: PrimitiveParams,
+    bank: TextureBank | PreparedBank,
+    height: int,
+    width: int,
+    *,
+    blur: float = 0.0,
+    backend: str | None = None,
+    page_pixels: int = PAGE_PIXELS,
+) -> list[PrimitiveLayer]:
+    """Every primitive of ``params`` as a cropped pixel layer, in painting order.
+
+    Args:
+        params: activated parameters on the export canvas (already scaled).
+        bank: the bank ``params.shape_ids`` index.
+        height, width: the export canvas.
+        blur: soft-rasterization width in pixels of that canvas.
+        page_pixels: size of an atlas page; smaller pages use less memory.
+    """
+    count = len(params)
+    if count == 0:
+        return []
+    if isinstance(bank, TextureBank):
+        bank = bank.prepare(params.device, params.dtype)
+    full, clipped = layer_boxes(params, bank, height, width, blur)
+    opacity = quantized_opacity(params.opacities)
+    # Draw with the quantised opacity, so that layer alpha x layer opacity reproduces
+    # min(opacity * coverage, ALPHA_MAX) with the opacity the file stores; a layer whose
+    # opacity rounds to 0 is drawn at full opacity (it is invisible either way).
+    drawn_opacity = np.where(opacity > 0, opacity / 255.0, 1.0)
+    jobs = _plan(full, clipped, page_pixels)
+    with torch.no_grad():
+        drawn = params.map(lambda t: t.detach())
+        drawn.opacities = torch.as_tensor(drawn_opacity, dtype=params.dtype, device=params.device)
+        fallback = _fallback_colours(drawn)
+        rgba: list[np.ndarray | None] = [None] * count
+        for page_jobs in _group_by_page(jobs).values():
+            pixels = _render_page(drawn, bank, page_jobs, blur, backend, drawn_opacity, fallback)
+            for job in page_jobs:
+                rgba[job.index] = _cut(pixels, job)
+    layers = []
+    for n in range(count):
+        x0, y0 = int(clipped[n, 0]), int(clipped[n, 1])
+        pixels = rgba[n] if rgba[n] is not None else np.zeros((0, 0, 4), dtype=np.uint8)
+        layers.append(PrimitiveLayer(index=n, left=x0, top=y0, rgba=pixels, opacity=int(opacity[n])))
+    return layers
+
+
+def _plan(full: np.ndarray, clipped: np.ndarray, page_pixels: int) -> list[_Job]:
+    """Assign each visible primitive a slot on an atlas page (shelf packing, tallest first)."""
+    jobs: list[_Job] = []
+    for n in range(len(full)):
+        crop = tuple(int(v) for v in clipped[n])
+        if crop[2] <= crop[0]:
+            continue  # off the canvas: an empty layer
+        box = tuple(int(v) for v in full[n])
+        crop_area = (crop[2] - crop[0]) * (crop[3] - crop[1])
+        full_area = (box[2] - box[0]) * (box[3] - box[1])
+        if box == crop or full_area <= 2 * crop_area + 1024:
+            # The whole box goes on the page, so nothing the primitive paints beyond the
+            # canvas edge can reach a neighbour's slot.
+            jobs.append(_Job(n, box, crop))
+        else:
+            # Mostly off the canvas: drawing the whole box would waste pixels; draw the
+            # crop alone on its own canvas, which clips the primitive the way the canvas does.
+            jobs.append(_Job(n, crop, crop, alone=True))
+    packable = [job for job in jobs if not job.alone]
+    page_width = max([PAGE_WIDTH] + [job.source[2] - job.source[0] + GUTTER for job in packable])
+    page, x, y, shelf = 0, 0, 0, 0
+    for job in sorted(packable, key=lambda j: (j.source[3] - j.source[1], j.source[2] - j.source[0]), reverse=True):
+        w = job.source[2] - job.source[0] + GUTTER
+        h = job.source[3] - job.source[1] + GUTTER
+        if x + w > page_width:  # next shelf
+            x, y, shelf = 0, y + shelf, 0
+        if y > 0 and (y + h) * page_width > page_pixels:  # next page
+            page, x, y, shelf = page + 1, 0, 0, 0
+        job.slot, job.page = (x, y), page
+        x += w
+        shelf = max(shelf, h)
+    for job in jobs:
+        if job.alone:
+            page += 1
+            job.slot, job.page = (0, 0), page
+    return jobs
+
+
+def _group_by_page(jobs: list[_Job]) -> dict[int, list[_Job]]:
+    groups: dict[int, list[_Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.page, []).append(job)
+    return groups
+
+
+def _render_page(
+    params: PrimitiveParams,
+    bank: PreparedBank,
+    jobs: list[_Job],
+    blur: float,
+    backend: str | None,
+    drawn_opacity: np.ndarray,
+    fallback: np.ndarray,
+) -> np.ndarray:
+    """Straight 8-bit RGBA [H, W, 4] of one page: every slot holds its primitive's layer pixels."""
+    index = torch.tensor([job.index for job in jobs], device=params.device)
+    shift = torch.tensor([[job.slot[0] - job.source[0], job.slot[1] - job.source[1]] for job in jobs], dtype=torch.float64)
+    sub = params.select(index)
+    sub.means = (sub.means.double() + shift.to(params.device)).to(params.dtype)
+    page_width = max(job.slot[0] + job.source[2] - job.source[0] for job in jobs)
+    page_height = max(job.slot[1] + job.source[3] - job.source[1] for job in jobs)
+    colour, alpha = composite(sub, bank, None, page_height, page_width, blur=blur, backend=backend, validate=False)
+    colour = colour.float().cpu().numpy()
+    alpha = alpha.float().cpu().numpy()
+    # Per-slot constants, painted as rectangles: the opacity the primitive was drawn with
+    # and the colour given to its fully transparent pixels.
+    opacity = np.ones_like(alpha)
+    tint = np.zeros_like(colour)
+    for job in jobs:
+        x, y = job.slot
+        h, w = job.source[3] - job.source[1], job.source[2] - job.source[0]
+        opacity[y:y + h, x:x + w] = drawn_opacity[job.index]
+        tint[y:y + h, x:x + w] = fallback[job.index]
+    # The render is premultiplied; layers store straight colour, and alpha without the
+    # opacity, which becomes the layer's own.
+    covered = alpha > 0
+    inverse = np.divide(1.0, alpha, out=np.zeros_like(alpha), where=covered)
+    rgba = np.empty(alpha.shape + (4,), dtype=np.float32)
+    np.multiply(colour, inverse[..., None], out=rgba[..., :3])
+    np.copyto(rgba[..., :3], tint, where=~covered[..., None])
+    np.divide(alpha, opacity, out=rgba[..., 3])
+    rgba *= 255.0
+    np.clip(rgba, 0.0, 255.0, out=rgba)
+    return np.rint(rgba, out=rgba).astype(np.uint8)
+
+
+def _cut(pixels: np.ndarray, job: _Job) -> np.ndarray:
+    """The layer pixels of ``job`` (a copy) from its page."""
+    x = job.slot[0] + job.crop[0] - job.source[0]
+    y = job.slot[1] + job.crop[1] - job.source[1]
+    h, w = job.crop[3] - job.crop[1], job.crop[2] - job.crop[0]
+    return pixels[y:y + h, x:x + w].copy()
+
+
+def _fallback_colours(params: PrimitiveParams) -> np.ndarray:
+    """Colour [N, 3] given to fully transparent pixels: the primitive's tint blended as for an
+    analytic shape (invisible, but what an artist sees on unlocking the layer's transparency)."""
+    beta = params.beta_or_zeros().unsqueeze(-1)
+    return ((1 - beta) * params.colors + beta).float().cpu().numpy()

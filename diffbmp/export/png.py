@@ -1,0 +1,69 @@
+"""PNG at any resolution: ``Scene.render`` at a scale, over the background or transparent."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..scene import Scene
+from .atomic import atomic_open
+from .textures import bank_for_scale, png_bytes, to_uint8
+
+__all__ = ["render_pixels", "write_png"]
+
+
+def render_pixels(
+    scene: Scene,
+    scale: float = 1.0,
+    *,
+    blur: float = 0.0,
+    transparent: bool = False,
+    texture_size: int | None = None,
+    backend: str | None = None,
+) -> np.ndarray:
+    """The scene as 8-bit pixels: RGB [H, W, 3] over its background, or straight RGBA
+    [H, W, 4] on a transparent canvas.
+
+    Args:
+        scale: resolution multiplier (the canvas is ``scene.canvas_size(scale)``).
+        blur: soft-rasterization width in pixels of the scene's canvas.
+        transparent: leave out the background; pixels no primitive covers get alpha 0.
+        texture_size: bitmap resolution, see :func:`~diffbmp.export.textures.bank_for_scale`.
+        backend: rendering backend (None: the fastest for the scene's device).
+    """
+    if not (isinstance(blur, (int, float)) and math.isfinite(blur) and blur >= 0):
+        raise InputError(f"blur must be a number >= 0 (pixels), got {blur!r}")
+    bank = bank_for_scale(scene, scale, texture_size)
+    with torch.no_grad():
+        image, alpha = scene.render(scale, blur=blur, background=not transparent, bank=bank, backend=backend)
+    image = image.detach().float().cpu().numpy()
+    if not transparent:
+        return to_uint8(image)
+    alpha = alpha.detach().float().cpu().numpy()
+    # The transparent render is premultiplied; PNG stores straight colour.
+    covered = alpha > 0
+    straight = np.where(covered[..., None], image / np.where(covered, alpha, 1.0)[..., None], 0.0)
+    return to_uint8(np.concatenate([straight, alpha[..., None]], axis=-1))
+
+
+def write_png(
+    scene: Scene,
+    path: str | os.PathLike,
+    scale: float = 1.0,
+    *,
+    blur: float = 0.0,
+    transparent: bool = False,
+    texture_size: int | None = None,
+    backend: str | None = None,
+) -> Path:
+    """Write the scene as a PNG at ``path`` (atomically); see :func:`render_pixels`."""
+    pixels = render_pixels(scene, scale, blur=blur, transparent=transparent, texture_size=texture_size, backend=backend)
+    data = png_bytes(pixels)
+    with atomic_open(path) as handle:
+        handle.write(data)
+    return Path(path)

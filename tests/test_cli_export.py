@@ -1,0 +1,151 @@
+"""`diffbmp render` and `diffbmp export` end to end on a scene saved in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from psd_tools import PSDImage
+
+from diffbmp import PrimitiveParams, TextureBank
+from diffbmp.cli import main
+from diffbmp.scene import SCENE_FORMAT_VERSION, Scene
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A small scene saved as an .npz, and the scene itself."""
+    g = torch.Generator().manual_seed(3)
+    rand = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    n = 12
+    params = PrimitiveParams(
+        means=rand(n, 2) * 40,
+        rotations=rand(n) * 3,
+        scales=rand(n, 2) * 5 + 1,
+        colors=rand(n, 3),
+        opacities=0.4 + 0.6 * rand(n),
+        shape_ids=torch.randint(0, 2, (n,), generator=g),
+        beta=torch.zeros(n),
+    )
+    scene = Scene.from_params(params, TextureBank.from_names(["circle", "disc"], texture_size=32), 30, 40, background=(0.1, 0.2, 0.3))
+    folder = tmp_path_factory.mktemp("scenes")
+    return scene.save(folder / "painting.npz"), scene
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_render_at_a_scale(saved, tmp_path, capsys):
+    path, scene = saved
+    out = tmp_path / "big.png"
+    code, stdout, _ = run(capsys, "render", path, "--scale", 8, "-o", out)
+    assert code == 0 and "wrote" in stdout and "320x240 px" in stdout
+    pixels = np.asarray(Image.open(out))
+    assert pixels.shape == (240, 320, 3)
+    reference = np.clip(np.rint(scene.render(8, bank=scene.bank.rebuilt(128))[0].numpy() * 255), 0, 255)
+    assert np.abs(pixels.astype(int) - reference).mean() < 0.5  # the bitmaps were re-made at 128 texels
+
+
+def test_render_defaults_transparency_and_blur(saved, tmp_path, capsys):
+    path, _ = saved
+    code, _, _ = run(capsys, "render", path)
+    default = path.with_suffix(".png")
+    assert code == 0 and np.asarray(Image.open(default)).shape == (30, 40, 3)
+    default.unlink()
+    code, _, _ = run(capsys, "render", path, "--transparent", "--blur", "1.5", "-o", tmp_path / "clear.png")
+    image = Image.open(tmp_path / "clear.png")
+    assert code == 0 and image.mode == "RGBA" and np.asarray(image)[..., 3].min() == 0
+
+
+@pytest.mark.parametrize("fmt", ["psd", "svg", "png", "json"])
+def test_export_every_format(saved, tmp_path, capsys, fmt):
+    path, scene = saved
+    out = tmp_path / f"painting.{fmt}"
+    code, stdout, stderr = run(capsys, "export", path, "--format", fmt, "-o", out, "--scale", 2)
+    assert code == 0 and stderr == "" and f"wrote {out}" in stdout
+    if fmt == "psd":
+        psd = PSDImage.open(out)
+        assert psd.size == (80, 60) and len(list(psd)) == len(scene) + 1
+    elif fmt == "svg":
+        assert 'width="80" height="60"' in out.read_text()
+    elif fmt == "png":
+        assert np.asarray(Image.open(out)).shape == (60, 80, 3)
+    else:
+        data = json.loads(out.read_text())
+        assert len(data["primitives"]) == len(scene) and data["canvas"]["width"] == 80
+
+
+def test_export_format_from_output_and_default_name(saved, tmp_path, capsys):
+    path, scene = saved
+    code, _, _ = run(capsys, "export", path, "-o", tmp_path / "layers.psd", "--group-size", 5)
+    assert code == 0
+    assert [layer.name for layer in PSDImage.open(tmp_path / "layers.psd")][1:] == ["primitives 0000-0004", "primitives 0005-0009", "primitives 0010-0011"]
+    code, _, _ = run(capsys, "export", path, "--format", "json")
+    assert code == 0 and path.with_suffix(".json").exists()
+    path.with_suffix(".json").unlink()
+
+
+def error_of(capsys, *argv) -> str:
+    code, stdout, stderr = run(capsys, *argv)
+    assert code == 2 and stdout == ""
+    assert "Traceback" not in stderr and stderr.startswith(f"diffbmp {argv[0]}: error: ")
+    return stderr
+
+
+def test_errors_are_reported_cleanly(saved, tmp_path, capsys):
+    path, _ = saved
+    assert "does not exist" in error_of(capsys, "render", tmp_path / "nothing.npz")
+    assert "did you mean 'psd'" in error_of(capsys, "export", path, "--format", "pds", "-o", tmp_path / "x")
+    assert "valid formats: json, png, psd, svg" in error_of(capsys, "export", path, "--format", "tiff")
+    assert "--group-size does not apply to svg" in error_of(capsys, "export", path, "--format", "svg", "--group-size", 3)
+    assert "give --format" in error_of(capsys, "export", path)
+    message = error_of(capsys, "export", path, "-o", tmp_path / "no" / "such" / "out.psd")
+    assert "folder" in message and "does not exist" in message and "mkdir -p" in message
+    assert "writes PNG files" in error_of(capsys, "render", path, "-o", tmp_path / "out.jpg")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scene_from_a_newer_version(saved, tmp_path, capsys):
+    path, _ = saved
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    header = json.loads(arrays["header"].tobytes())
+    header["version"] = SCENE_FORMAT_VERSION + 1
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    newer = tmp_path / "newer.npz"
+    np.savez(newer, **arrays)
+    message = error_of(capsys, "export", newer, "--format", "psd")
+    assert "newer" in message and "upgrade" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newer.npz"]
+
+
+def test_bad_numbers_are_usage_errors(saved, capsys):
+    path, _ = saved
+    for argv in (["render", path, "--scale", "0"], ["render", path, "--scale", "nan"], ["export", path, "--group-size", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in argv])
+        assert exit_info.value.code == 2
+    assert "must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["png", "psd"])
+def test_interrupted_export_leaves_no_file(saved, tmp_path, capsys, monkeypatch, fmt):
+    from diffbmp.export import atomic
+
+    path, _ = saved
+
+    def interrupted(fd):
+        # The whole file is in the temporary file by now; Ctrl-C before it is renamed.
+        assert any(p.suffix == ".tmp" and p.stat().st_size > 0 for p in tmp_path.iterdir())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "fsync", interrupted)
+    code, _, stderr = run(capsys, "export", path, "-o", tmp_path / f"out.{fmt}")
+    assert code == 130 and "interrupted" in stderr
+    assert list(tmp_path.iterdir()) == []
