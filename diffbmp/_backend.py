@@ -52,7 +52,8 @@ def _needs_compiling(build_dir: Path, sources: list[str]) -> bool:
     built = sorted(build_dir.glob("*.so")) + sorted(build_dir.glob("*.pyd"))
     if not built:
         return True
-    newest_source = max(os.path.getmtime(p) for p in sources + [str(p) for p in Path(sources[0]).parent.parent.rglob("*.h")])
+    csrc = Path(sources[0]).parent.parent
+    newest_source = max(os.path.getmtime(p) for p in csrc.rglob("*") if p.suffix in {".h", ".cuh", ".cpp", ".cu"})
     return newest_source > min(os.path.getmtime(p) for p in built)
 
 

@@ -10,13 +10,27 @@ import os
 
 #: Sources relative to the csrc/ folder.
 CPU_SOURCES = ["cpu/ops_cpu.cpp", "cpu/bindings_cpu.cpp"]
+# csrc/cuda/emulation/ (a host stand-in for CUDA used by tests/test_cuda_compiles.py) is never built here.
 CUDA_SOURCES = ["cuda/ops_cuda.cpp", "cuda/rasterize_cuda.cu", "cuda/bindings_cuda.cpp"]
 INCLUDE_DIRS = ["include"]
 
-CXX_FLAGS = ["-O3", "-std=c++17", "-fopenmp"]
+# The C++ standard is left to torch.utils.cpp_extension (its headers need the one it picks).
+CXX_FLAGS = ["-O3", "-fopenmp"]
 LINK_FLAGS = ["-fopenmp"]
 # No fast-math: the kernels are tested against the float32 reference at 1e-5.
-NVCC_FLAGS = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
+# No architecture flags, on purpose: torch.utils.cpp_extension (_get_cuda_arch_flags) adds its
+# own -gencode flags only when no flag here mentions "arch". It then builds for
+#   - TORCH_CUDA_ARCH_LIST when that is set (e.g. "8.0;9.0+PTX"; "+PTX" adds the PTX that a
+#     newer GPU JIT-compiles at load time), else
+#   - every GPU visible at build time (capability clamped to the newest that this PyTorch was
+#     built for), with PTX for the newest of them, so a just-in-time build (diffbmp._backend)
+#     always runs on the GPU it was built on, and newer GPUs run its PTX.
+# An ahead-of-time build (setup.py) on a machine with no visible GPU needs
+# TORCH_CUDA_ARCH_LIST (e.g. "7.5;8.0;8.6;9.0+PTX"): with neither a GPU nor a list torch
+# raises IndexError, so setuptools_extensions() then leaves the cuda extension to the
+# just-in-time build. Nothing here sets environment variables. CUDA 13's nvcc
+# starts at sm_75; the kernels keep a compare-and-swap double atomicAdd for targets below sm_60.
+NVCC_FLAGS = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
 
 #: Module names: installed inside the package ahead of time, or loaded from torch's cache.
 AOT_MODULES = {"cpu": "diffbmp._C_cpu", "cuda": "diffbmp._C_cuda"}
@@ -49,7 +63,11 @@ def setuptools_extensions(root: str) -> list:
             extra_link_args=LINK_FLAGS,
         )
     ]
-    if torch.version.cuda is not None and CUDA_HOME is not None and os.environ.get("DIFFBMP_SKIP_CUDA_BUILD") != "1":
+    wants_cuda = torch.version.cuda is not None and CUDA_HOME is not None and os.environ.get("DIFFBMP_SKIP_CUDA_BUILD") != "1"
+    if wants_cuda and not torch.cuda.is_available() and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        print("diffbmp: no GPU is visible and TORCH_CUDA_ARCH_LIST is not set; the cuda backend will be compiled on first use.")
+        wants_cuda = False
+    if wants_cuda:
         extensions.append(
             CUDAExtension(
                 AOT_MODULES["cuda"],
