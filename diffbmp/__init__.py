@@ -11,6 +11,7 @@ from .primitives import PreparedBank, TextureBank, builtin_names
 from .render import composite, composite_premultiplied
 from .scene import Scene
 from .export import export
+from .fit import FitResult, fit
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "BackendUnavailableError",
     "ConfigError",
     "DiffBMPError",
+    "FitResult",
     "InputError",
     "PrimitiveParams",
     "PreparedBank",
@@ -32,4 +34,5 @@ __all__ = [
     "composite",
     "composite_premultiplied",
     "export",
+    "fit",
 ]

@@ -1,0 +1,530 @@
+"""The fit configuration: one schema for ``diffbmp fit config.yaml`` and ``diffbmp.fit(...)``.
+
+The YAML file, ``--set key=value`` overrides and the keyword arguments of
+:func:`diffbmp.fit.fit` all end up in a :class:`FitConfig` (pydantic models, unknown keys
+forbidden). Every problem becomes a :class:`~diffbmp.errors.ConfigError` whose message names
+the key by its dotted location (``optim.lr.means``), the value, and what is allowed, and
+suggests the nearest valid key for a misspelt one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+__all__ = [
+    "FitConfig",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+    "parse_color",
+    "config_reference",
+    "dump_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ----------------------------------------------------------------------------- sections
+class InitConfig(_Section):
+    """How the primitives start (diffbmp/init.py)."""
+
+    method: Literal["structure", "random", "error"] = Field(
+        "structure", description="structure: positions from the target's detail, sizes from local density, angles along edges; "
+        "random: uniform positions; error: where the empty canvas differs most from the target")
+    detail_mix: float = Field(0.7, ge=0, le=1, description="structure: share of positions drawn from the detail map (rest uniform)")
+    detail_power: float = Field(1.0, ge=0.1, le=4, description="structure: the detail map is raised to this power (>1 concentrates on edges)")
+    coverage: float = Field(2.0, gt=0, le=50, description="about how many primitives cover each pixel at the start (sets their sizes)")
+    opacity: float = Field(0.8, ge=0.01, le=0.99, description="initial opacity")
+    colors: Literal["target", "random", "gray"] = Field("target", description="initial colours: the target's under each primitive, random, or gray")
+    beta: float = Field(0.0, ge=0, le=1, description="initial blend towards the bitmaps' own colours (0: tinted stencil, 1: own colours)")
+    shape_weights: Optional[list[float]] = Field(None, description="relative frequency of each primitive in `primitives` (default: uniform)")
+    aspect: Optional[float] = Field(None, gt=0.01, le=100, description="width/height of every primitive (default: each bitmap's natural aspect)")
+    min_size: float = Field(0.5, ge=0.1, le=1000, description="smallest initial half-size, pixels")
+    max_size: float = Field(0.25, gt=0, le=2, description="largest initial half-size, fraction of the canvas's longer side")
+
+
+class LearningRates(_Section):
+    """Adam learning rate of each parameter group (0 freezes it)."""
+
+    means: float = Field(0.002, ge=0, le=1, description="positions, in canvas lengths (longer side) per step")
+    scales: float = Field(0.07, ge=0, le=10, description="log half-sizes per step")
+    rotations: float = Field(0.02, ge=0, le=10, description="radians per step")
+    colors: float = Field(0.05, ge=0, le=10, description="colour logits per step")
+    opacities: float = Field(0.1, ge=0, le=10, description="opacity logits per step")
+    beta: float = Field(0.0, ge=0, le=10, description="beta logits per step (0: beta stays at init.beta)")
+    background: float = Field(0.02, ge=0, le=10, description="background colour logits per step (background.mode: learned)")
+
+
+class OptimConfig(_Section):
+    """The optimiser and its learning-rate schedule."""
+
+    lr: LearningRates = Field(default_factory=LearningRates, description="learning rates per parameter group")
+    schedule: Literal["constant", "cosine", "exponential", "linear"] = Field("cosine", description="how the learning rates decay over the fit")
+    final_factor: float = Field(0.1, ge=0, le=1, description="learning-rate factor at the last step (cosine, exponential, linear)")
+    warmup: float = Field(0.0, ge=0, lt=1, description="fraction of the steps over which learning rates ramp up linearly")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam's moment decay rates")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in value):
+            raise ValueError("both Adam betas must lie in [0, 1)")
+        return value
+
+
+class BlurConfig(_Section):
+    """Screen-space blur, annealed from soft to sharp."""
+
+    start: float = Field(1.0, ge=0, le=64, description="blur width (pixels) at the first step")
+    end: float = Field(0.0, ge=0, le=64, description="blur width (pixels) at the end of the anneal")
+    until: float = Field(0.7, ge=0, le=1, description="fraction of the steps over which the blur goes from start to end")
+    curve: Literal["linear", "cosine"] = Field("linear", description="shape of the anneal")
+
+
+class BackgroundConfig(_Section):
+    """What the primitives are painted over."""
+
+    mode: Literal["auto", "learned", "fixed", "noise"] = Field(
+        "auto", description="learned: a colour optimised with the primitives; fixed: `color`; noise: a fresh random canvas "
+        "every step, so primitives must cover the image themselves; auto: noise for targets with alpha, else learned")
+    color: Any = Field("auto", description="background colour: 'auto' (target's mean colour; white for targets with alpha), "
+                       "'white', 'black', '#rrggbb' or [r, g, b] in [0, 1]; also the final render's background in noise mode")
+    noise: Literal["pixel", "color"] = Field("pixel", description="noise mode: independent random pixels, or one random colour per step")
+
+    @field_validator("color")
+    @classmethod
+    def _valid_color(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        parse_color(value)
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+
+class LossConfig(_Section):
+    """Weights of the loss terms (0 switches a term off) and the per-pixel maps."""
+
+    mse: float = Field(1.0, ge=0, le=1000, description="mean squared error")
+    l1: float = Field(0.0, ge=0, le=1000, description="mean absolute error")
+    ssim: float = Field(0.0, ge=0, le=1000, description="1 - SSIM")
+    msssim: float = Field(0.0, ge=0, le=1000, description="1 - MS-SSIM (5 scales; smaller windows on small canvases)")
+    alpha: float = Field(1.0, ge=0, le=1000, description="mean |alpha - target alpha| (targets with alpha only)")
+    outside: float = Field(0.0, ge=0, le=1000, description="mean alpha painted outside `mask` (keeps the painting inside it)")
+    overlap: float = Field(0.0, ge=0, le=1000, description="penalty on total opacity-weighted area beyond one layer")
+    size: float = Field(0.0, ge=0, le=1000, description="penalty on half-sizes outside [size_min, size_max]")
+    size_min: float = Field(0.5, gt=0, le=1000, description="size regulariser: smallest half-size without penalty, pixels")
+    size_max: float = Field(0.25, gt=0, le=2, description="size regulariser: largest half-size without penalty, fraction of the canvas")
+    weight_map: Optional[str] = Field(None, description="image saying how much each pixel matters (white 1, black 0), "
+                                      "or 'ellipse[:cx,cy,rx,ry]' / 'rect:x0,y0,x1,y1' in canvas fractions")
+    mask: Optional[str] = Field(None, description="region that may be painted (same forms as weight_map); the loss ignores "
+                                "pixels outside it and primitives start inside it")
+
+
+class PruneConfig(_Section):
+    """Pruning of invisible primitives and re-seeding them where the error is."""
+
+    every: int = Field(50, ge=0, le=10**7, description="prune every this many steps (0: never)")
+    until: float = Field(0.8, ge=0, le=1, description="no pruning after this fraction of the steps")
+    min_opacity: float = Field(0.02, ge=0, le=1, description="a primitive fainter than this is dead")
+    min_size: float = Field(0.4, ge=0, le=100, description="a primitive whose larger half-size is below this many pixels is dead")
+    min_visible: float = Field(0.5, ge=0, le=10**6, description="a primitive that shows less than this many pixels (sum of alpha x transmittance) is dead")
+    reseed: bool = Field(True, description="move dead primitives to where the error is largest (else they stay where they are)")
+
+
+class StagesConfig(_Section):
+    """Adding primitives in stages, coarse to fine."""
+
+    count: int = Field(1, ge=1, le=64, description="number of stages; the n primitives are split evenly between them")
+    until: float = Field(0.5, ge=0, le=1, description="the last stage starts at this fraction of the steps")
+    size_decay: float = Field(0.5, gt=0, le=1, description="each stage's largest new primitive is this times the previous stage's")
+
+
+class MinibatchConfig(_Section):
+    """Random crops of the canvas per step, for very large targets."""
+
+    crop: int = Field(0, ge=0, le=16384, description="side in pixels of the random square crop rendered each step (0: whole canvas)")
+
+
+class LimitsConfig(_Section):
+    """Bounds that keep primitives sensible."""
+
+    min_scale: float = Field(0.3, gt=0, le=100, description="smallest half-size, pixels")
+    max_scale: float = Field(1.0, gt=0, le=4, description="largest half-size, fraction of the canvas's longer side")
+    margin: float = Field(0.05, ge=0, le=1, description="how far centres may leave the canvas, fraction of its longer side")
+
+
+class OutputConfig(_Section):
+    """What a run writes into its folder."""
+
+    dir: Optional[str] = Field("runs/{name}", description="run folder ({name}: the config file's name, or the target's); "
+                               "`diffbmp fit --out` overrides it")
+    progress: bool = Field(True, description="show a progress bar with loss and PSNR")
+    snapshot_every: int = Field(0, ge=0, le=10**7, description="write snapshots/step_NNNNNN.png every this many steps (0: never)")
+    frames: int = Field(100, ge=0, le=100000, description="frames of the animation of the fit (0: no animation)")
+    gif: bool = Field(True, description="write fit.gif")
+    mp4: bool = Field(True, description="write fit.mp4 (needs ffmpeg, bundled with imageio-ffmpeg)")
+    fps: int = Field(20, ge=1, le=120, description="frames per second of the animation")
+    keep_frames: bool = Field(False, description="keep the PNG frames in frames/ after the animation is written")
+    checkpoint_every: int = Field(250, ge=0, le=10**7, description="write checkpoint.pt every this many steps (0: only on interruption and at the end)")
+    final_scale: float = Field(1.0, gt=0, le=32, description="final.png is rendered at this multiple of the canvas size")
+
+
+class FitConfig(_Section):
+    """Everything a fit needs. See docs/fitting.md for the full reference."""
+
+    target: str = Field("skimage:astronaut", description="image to paint: a file path or 'skimage:<name>'")
+    size: int = Field(256, ge=8, le=16384, description="longer side of the fitting canvas, pixels")
+    primitives: list[str] = Field(default_factory=lambda: ["circle"], min_length=1, description="shapes: circle, gaussian, built-ins "
+                                  "(brush_flat, leaf, star, ...), 'text:<characters>', image/SVG files or folders")
+    texture_size: int = Field(128, ge=8, le=4096, description="longer side of bitmap primitives, texels")
+    n: int = Field(1000, ge=1, le=10**7, description="number of primitives")
+    steps: int = Field(500, ge=1, le=10**8, description="optimisation steps")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed: the same seed, config and backend give the same result")
+    backend: Literal["auto", "cpu", "cuda", "torch"] = Field("auto", description="compositor backend (torch is a slow reference)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where tensors live (auto: cuda when available)")
+    init: InitConfig = Field(default_factory=InitConfig, description="initialisation")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="optimiser")
+    blur: BlurConfig = Field(default_factory=BlurConfig, description="blur anneal")
+    background: BackgroundConfig = Field(default_factory=BackgroundConfig, description="background")
+    loss: LossConfig = Field(default_factory=LossConfig, description="loss terms")
+    prune: PruneConfig = Field(default_factory=PruneConfig, description="pruning and re-seeding")
+    stages: StagesConfig = Field(default_factory=StagesConfig, description="coarse-to-fine stages")
+    minibatch: MinibatchConfig = Field(default_factory=MinibatchConfig, description="random crops")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig, description="parameter bounds")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="run folder contents")
+
+    @field_validator("primitives", mode="before")
+    @classmethod
+    def _one_primitive(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (YAML/JSON types only)."""
+        return self.model_dump(mode="json")
+
+
+#: Keys that do not change the result of a fit (a resumed run may change them).
+RESULT_NEUTRAL_KEYS = ("output", "backend", "device")
+
+
+# ----------------------------------------------------------------------------- colours
+_NAMED_COLORS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "gray": (0.5, 0.5, 0.5), "grey": (0.5, 0.5, 0.5)}
+
+
+def parse_color(value: Any) -> tuple[float, float, float]:
+    """An RGB triple in [0, 1] from a name, '#rrggbb', or three numbers in [0, 1]."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _NAMED_COLORS:
+            return _NAMED_COLORS[text]
+        if text.startswith("#") and len(text) == 7:
+            try:
+                return tuple(int(text[i:i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
+            except ValueError:
+                pass
+        raise ValueError(f"unknown colour {value!r}; use 'white', 'black', 'gray', '#rrggbb' or [r, g, b] in [0, 1]")
+    if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        if all(0 <= float(v) <= 1 for v in value):
+            return tuple(float(v) for v in value)  # type: ignore[return-value]
+        raise ValueError(f"colour components must lie in [0, 1], got {list(value)}")
+    raise ValueError(f"a colour must be a name, '#rrggbb' or [r, g, b] in [0, 1], got {value!r}")
+
+
+# ----------------------------------------------------------------------------- errors
+def _model_at(location: Sequence[Any]) -> type[BaseModel] | None:
+    """The section model found by following ``location`` (field names) from FitConfig."""
+    model: type[BaseModel] = FitConfig
+    for part in location:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return None
+    return model
+
+
+def _dotted(location: Sequence[Any]) -> str:
+    out = ""
+    for part in location:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _range_of(location: Sequence[Any]) -> str:
+    """'between 0 and 10' (or '>= 0', ...) from the field's constraints, or ''."""
+    if not location or not isinstance(location[-1], str):
+        return ""
+    model = _model_at(location[:-1])
+    field = model.model_fields.get(location[-1]) if model else None
+    if field is None:
+        return ""
+    low = high = None
+    low_strict = high_strict = False
+    for item in field.metadata:
+        if getattr(item, "ge", None) is not None:
+            low = item.ge
+        if getattr(item, "gt", None) is not None:
+            low, low_strict = item.gt, True
+        if getattr(item, "le", None) is not None:
+            high = item.le
+        if getattr(item, "lt", None) is not None:
+            high, high_strict = item.lt, True
+    if low is not None and high is not None:
+        return f"allowed: {'>' if low_strict else '>='} {low} and {'<' if high_strict else '<='} {high}"
+    if low is not None:
+        return f"allowed: {'>' if low_strict else '>='} {low}"
+    if high is not None:
+        return f"allowed: {'<' if high_strict else '<='} {high}"
+    return ""
+
+
+def _literal_choices(location: Sequence[Any]) -> list[str]:
+    model = _model_at(location[:-1]) if location else None
+    field = model.model_fields.get(location[-1]) if model and isinstance(location[-1], str) else None
+    if field is None:
+        return []
+    annotation = field.annotation
+    if typing.get_origin(annotation) is Literal:
+        return [str(v) for v in typing.get_args(annotation)]
+    return []
+
+
+def _clean_location(loc: Sequence[Any]) -> list[Any]:
+    """The location without the tags pydantic adds for union members (e.g. 'str', 'list[float]')."""
+    out: list[Any] = []
+    model: type[BaseModel] | None = FitConfig
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            continue
+        if model is None:
+            continue  # a union tag below a plain field
+        out.append(part)
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return out
+
+
+def _describe(error: dict[str, Any], sources: dict[str, str]) -> str:
+    location = _clean_location(error["loc"])
+    key = _dotted(location) or "(top level)"
+    origin = sources.get(key)
+    where = f" (from {origin})" if origin else ""
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        parent = _model_at([p for p in location[:-1] if isinstance(p, str)])
+        known = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(location[-1]), known, n=1, cutoff=0.5)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        section = _dotted(location[:-1])
+        allowed = f" Keys{' of `' + section + '`' if section else ''}: {', '.join(known)}." if known else ""
+        return f"unknown key `{key}`{where}{hint}{allowed}"
+    if kind == "literal_error":
+        choices = _literal_choices(location)
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"`{key}` = {value!r}{where} is not one of {', '.join(repr(c) for c in choices)}{hint}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        allowed = _range_of(location)
+        return f"`{key}` = {value!r}{where} is out of range ({allowed or error['msg']})"
+    if kind in ("too_short", "too_long"):
+        return f"`{key}`{where}: {error['msg'].lower()}"
+    if kind == "missing":
+        return f"`{key}` is required"
+    allowed = _range_of(location)
+    extra = f"; {allowed}" if allowed else ""
+    message = error["msg"]
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    return f"`{key}` = {value!r}{where} has the wrong type or value: {message}{extra}"
+
+
+def _validation_error(error: ValidationError, origin: str, sources: dict[str, str]) -> ConfigError:
+    problems = [_describe(e, sources) for e in error.errors()]
+    head = f"invalid configuration{' in ' + origin if origin else ''}: "
+    if len(problems) == 1:
+        return ConfigError(head + problems[0])
+    return ConfigError(head + f"{len(problems)} problems:\n  - " + "\n  - ".join(problems))
+
+
+# ----------------------------------------------------------------------------- loading
+def config_from_dict(data: dict[str, Any], *, origin: str = "", sources: dict[str, str] | None = None) -> FitConfig:
+    """Validate a nested dict into a :class:`FitConfig` (ConfigError on any problem)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"the configuration{' in ' + origin if origin else ''} must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return FitConfig.model_validate(data)
+    except ValidationError as error:
+        raise _validation_error(error, origin, sources or {}) from None
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping in a YAML file (ConfigError naming the file and line on any problem)."""
+    path = Path(path)
+    if not path.is_file():
+        hint = ""
+        folder = path.parent if str(path.parent) else Path(".")
+        if folder.is_dir():
+            names = sorted(p.name for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+            close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.5)
+            if close:
+                hint = f" Did you mean {', '.join(repr(str(folder / c)) for c in close)}?"
+        raise ConfigError(f"config file {str(path)!r} does not exist.{hint}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {error}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{str(path)!r}{where} is not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{str(path)!r} must hold a mapping of keys to values (like `target: photo.jpg`), got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, str]:
+    """Apply ``key.sub=value`` strings to ``data`` in place; values are parsed as YAML.
+
+    Returns ``{dotted key: "--set key=value"}`` so that errors can say where a value came from.
+    """
+    sources: dict[str, str] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value (e.g. --set optim.lr.means=0.003), got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        parts = key.split(".")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            known = _model_at(parts[:depth])
+            field = known.model_fields.get(part) if known is not None else None
+            is_section = field is not None and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+            if child is None and field is not None and not is_section:
+                child = ""  # a plain value in the schema: it has no keys to set
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item}: `{'.'.join(parts[:depth + 1])}` is a value, not a section with keys")
+            node = child
+        node[parts[-1]] = value
+        sources[key] = f"--set {item}"
+    return sources
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> FitConfig:
+    """Read a YAML config (or start from the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    data = read_yaml(path) if path is not None else {}
+    sources = apply_overrides(data, overrides)
+    return config_from_dict(data, origin=str(path) if path is not None else "", sources=sources)
+
+
+def dump_config(config: FitConfig) -> str:
+    """The resolved configuration as YAML text (sections in schema order)."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
+
+
+def result_relevant(config: FitConfig) -> dict[str, Any]:
+    """The part of a config that determines the fitted scene (everything but output/backend)."""
+    data = config.to_dict()
+    for key in RESULT_NEUTRAL_KEYS:
+        data.pop(key, None)
+    return data
+
+
+# ----------------------------------------------------------------------------- reference
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " \\| ".join(str(v) for v in typing.get_args(annotation))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return (_type_name(args[0]) if len(args) == 1 else " or ".join(_type_name(a) for a in args)) + " or null"
+    if origin in (list, tuple):
+        args = typing.get_args(annotation)
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if annotation is Any:
+        return "any"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def config_reference() -> str:
+    """Markdown tables of every key: type, default, allowed range and meaning (for docs/fitting.md)."""
+    lines: list[str] = []
+
+    def section(model: type[BaseModel], prefix: str) -> None:
+        rows = []
+        nested = []
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                nested.append((name, annotation))
+                continue
+            default = field.get_default(call_default_factory=True)
+            low_high = []
+            for item in field.metadata:
+                for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                    if getattr(item, attr, None) is not None:
+                        low_high.append(f"{sign} {getattr(item, attr)}")
+            allowed = ", ".join(low_high)
+            rows.append(f"| `{prefix}{name}` | {_type_name(annotation)} | `{default if not isinstance(default, tuple) else list(default)}` | {allowed} | {field.description or ''} |")
+        title = prefix.rstrip(".") or "top level"
+        lines.append(f"### `{title}`\n")
+        if model.__doc__:
+            lines.append(model.__doc__.strip().splitlines()[0] + "\n")
+        lines.append("| key | type | default | range | meaning |")
+        lines.append("| --- | --- | --- | --- | --- |")
+        lines.extend(rows)
+        lines.append("")
+        for name, sub in nested:
+            section(sub, f"{prefix}{name}.")
+
+    section(FitConfig, "")
+    return "\n".join(lines)
+
+
+REFERENCE_START = "<!-- config-reference:start -->"
+REFERENCE_END = "<!-- config-reference:end -->"
+
+
+def write_reference(markdown: str | os.PathLike) -> None:
+    """Replace the text between the reference markers of a Markdown file with :func:`config_reference`."""
+    path = Path(markdown)
+    text = path.read_text(encoding="utf-8")
+    head, start, rest = text.partition(REFERENCE_START)
+    _, end, tail = rest.partition(REFERENCE_END)
+    if not start or not end:
+        raise ConfigError(f"{str(path)!r} has no {REFERENCE_START} ... {REFERENCE_END} block")
+    path.write_text(f"{head}{REFERENCE_START}\n{config_reference().strip()}\n{REFERENCE_END}{tail}", encoding="utf-8")
+
+
+if __name__ == "__main__":  # python -m diffbmp.config docs/fitting.md
+    import sys
+
+    for argument in sys.argv[1:]:
+        write_reference(argument)

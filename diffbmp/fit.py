@@ -1,0 +1,351 @@
+"""Fitting a painting to a target image: ``diffbmp.fit(...)`` and the engine behind ``diffbmp fit``.
+
+Both the Python function and the command line build a :class:`~diffbmp.config.FitConfig`
+and hand it to :func:`run`, so they behave identically::
+
+    import diffbmp
+    result = diffbmp.fit("skimage:astronaut", ["circle"], n=2048, steps=4096, out="runs/astronaut")
+    result.scene.render(scale=4)       # resolution-independent
+    print(result.psnr, result.paths["final"])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from .config import FitConfig, config_from_dict, dump_config, read_yaml, result_relevant
+from .errors import ConfigError
+from .fitting.loop import Fitter, StepInfo
+from .fitting.recording import frame_paths, to_uint8, write_animation, write_png
+from .fitting.runfolder import RunFolder
+from .losses import mse, ssim_loss
+from .primitives import TextureBank
+from .scene import Scene
+from .targets import SKIMAGE_PREFIX, Target, load_map, load_target, skimage_file
+
+__all__ = ["fit", "run", "FitResult", "StepInfo", "build_config"]
+
+
+@dataclass
+class FitResult:
+    """The outcome of a fit.
+
+    Attributes:
+        scene: the fitted :class:`Scene` (its background is the final background colour).
+        history: one dict per step: step, loss, psnr, n, blur, seconds.
+        paths: output files by name ("final", "scene", "gif", "mp4", "log", "config",
+            "checkpoint"); empty when the fit wrote no files.
+        psnr, ssim: of the final render at blur 0 against the target (dB; [0, 1]), weighted
+            by the weight map and restricted to the mask when the fit has them.
+        mse: mean squared error of the final render, images in [0, 1]
+            (``4 * mse`` is the MSE of images scaled to [-1, 1]).
+        seconds: wall time of the fit (all sessions of a resumed run).
+        completed: False when a callback stopped the fit early.
+        config: the configuration the fit ran with.
+        target: the target as fitted (on the canvas).
+    """
+
+    scene: Scene
+    history: list[dict[str, float]]
+    paths: dict[str, Path]
+    psnr: float
+    ssim: float
+    mse: float
+    seconds: float
+    completed: bool
+    config: FitConfig
+    target: Target = field(repr=False)
+
+    @property
+    def mse_pm1(self) -> float:
+        """MSE of the final render with images scaled to [-1, 1] (the circle painters' measure)."""
+        return 4.0 * self.mse
+
+
+# ----------------------------------------------------------------------------- configs
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def build_config(config: FitConfig | Mapping[str, Any] | str | os.PathLike | None = None, **options: Any) -> FitConfig:
+    """A validated :class:`FitConfig` from a base (config object, dict, or YAML path) and options.
+
+    Options are top-level keys (``n=512``), sections as dicts (``optim={"lr": {"means": 0.003}}``),
+    or nested keys joined by double underscores (``optim__lr__means=0.003``).
+    """
+    if config is None:
+        data: dict[str, Any] = {}
+    elif isinstance(config, FitConfig):
+        data = config.to_dict()
+    elif isinstance(config, Mapping):
+        data = {}
+        _merge(data, config)
+    elif isinstance(config, (str, os.PathLike)):
+        data = read_yaml(config)
+    else:
+        raise ConfigError(f"config must be a FitConfig, a dict or a YAML path, got {type(config).__name__}")
+    for key, value in options.items():
+        parts = key.split("__")
+        nested: dict[str, Any] = {}
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+        _merge(data, nested)
+    return config_from_dict(data, origin="the fit options" if options else "")
+
+
+# ----------------------------------------------------------------------------- devices
+def _device_and_backend(config: FitConfig) -> tuple[torch.device, str | None]:
+    device = config.device
+    if device == "auto":
+        device = "cuda" if config.backend in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was asked for but PyTorch sees no CUDA GPU; use device: cpu")
+    backend = None if config.backend == "auto" else config.backend
+    if backend == "cuda" and device != "cuda":
+        raise ConfigError("backend: cuda needs device: cuda")
+    if backend == "cpu" and device != "cpu":
+        raise ConfigError("backend: cpu needs device: cpu")
+    return torch.device(device), backend
+
+
+# ----------------------------------------------------------------------------- the run
+def run(
+    config: FitConfig,
+    *,
+    target: Any = None,
+    bank: TextureBank | None = None,
+    weight_map: Any = None,
+    mask: Any = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+    callback: Callable[[StepInfo], bool | None] | None = None,
+    resume_hint: str | None = None,
+) -> FitResult:
+    """Run the fit described by ``config``; the engine of :func:`fit` and of ``diffbmp fit``.
+
+    Args:
+        config: the validated configuration.
+        target: an image object used instead of ``config.target`` (arrays cannot go in YAML).
+        bank: a texture bank used instead of building one from ``config.primitives``.
+        weight_map, mask: arrays used instead of ``config.loss.weight_map`` / ``config.loss.mask``.
+        out: run folder; None writes no files.
+        resume: continue the run in ``out`` from its checkpoint.
+        force: replace the run ``out`` holds.
+        quiet: no progress bar and no messages.
+        callback: called after every step with a :class:`StepInfo`; returning True stops
+            the fit (a checkpoint is written when there is a run folder).
+        resume_hint: the command that continues this run, shown after an interruption.
+    """
+    say = (lambda message: None) if quiet else (lambda message: print(f"diffbmp: {message}", file=sys.stderr, flush=True))
+    loaded = load_target(config.target if target is None else target, config.size)
+    if bank is None:
+        bank = TextureBank.from_names(_primitive_specs(config.primitives), texture_size=config.texture_size)
+    height, width = loaded.height, loaded.width
+    weight_tensor = _map(weight_map if weight_map is not None else config.loss.weight_map, height, width, "weight map")
+    mask_tensor = _map(mask if mask is not None else config.loss.mask, height, width, "mask")
+    if config.init.shape_weights is not None and len(config.init.shape_weights) != len(bank):
+        raise ConfigError(f"init.shape_weights has {len(config.init.shape_weights)} values but there are {len(bank)} "
+                          f"primitives ({', '.join(bank.names)}); give one weight per primitive")
+    device, backend = _device_and_backend(config)
+
+    folder = RunFolder(out) if out is not None else None
+    resuming = False
+    if folder is not None:
+        resuming = folder.prepare(result_relevant(config), resume=resume, force=force)
+        folder.root.mkdir(parents=True, exist_ok=True)
+        folder.write_config(dump_config(config))
+
+    def save_checkpoint(state: dict[str, Any]) -> None:
+        if folder is not None:
+            folder.save_checkpoint(state)
+            folder.write_log(state["history"])
+
+    def save_frame(done: int, image: torch.Tensor, alpha: torch.Tensor) -> None:
+        if folder is None:
+            return
+        pixels = to_uint8(image)
+        if fitter._frame_due(done):
+            write_png(folder.frames / f"frame_{done:07d}.png", pixels)
+        every = config.output.snapshot_every
+        if every and done % every == 0:
+            write_png(folder.snapshots / f"step_{done:07d}.png", to_uint8(image, alpha if loaded.has_alpha else None))
+
+    fitter = Fitter(
+        config, loaded, bank, device=device, backend=backend, weight_map=weight_tensor, mask=mask_tensor,
+        progress=config.output.progress and not quiet, log=say, callback=callback,
+        on_checkpoint=save_checkpoint, on_frame=save_frame if folder is not None else None,
+    )
+    if resuming:
+        fitter.restore(folder.load_checkpoint())
+        say(f"resuming {folder.root} at step {fitter.step} of {config.steps}")
+    else:
+        fitter.initialise()
+    try:
+        completed = fitter.run()
+    except KeyboardInterrupt:
+        if folder is not None:
+            hint = resume_hint or f"diffbmp.fit(..., out={str(folder.root)!r}, resume=True)"
+            say(f"checkpoint saved in {folder.checkpoint}; continue with: {hint}")
+        raise
+    return _finish(fitter, loaded, folder, completed, say)
+
+
+def _primitive_specs(specs: Sequence[str]) -> list[str]:
+    """Primitive names with ``skimage:<name>`` turned into the bundled image's file."""
+    return [str(skimage_file(spec[len(SKIMAGE_PREFIX):])) if spec.startswith(SKIMAGE_PREFIX) else spec for spec in specs]
+
+
+def _map(spec: Any, height: int, width: int, what: str) -> torch.Tensor | None:
+    if spec is None:
+        return None
+    return load_map(spec, height, width, what)
+
+
+def _finish(fitter: Fitter, target: Target, folder: RunFolder | None, completed: bool, say: Callable[[str], None]) -> FitResult:
+    """Final metrics at blur 0 and the run folder's outputs."""
+    config = fitter.config
+    scene = fitter.scene.detached()
+    for name, tensor in scene.raw_tensors().items():
+        setattr(scene, name, tensor.requires_grad_(False))
+    background = fitter.current_background()
+    scene.background_logits = torch.logit(background.clamp(1e-4, 1 - 1e-4))
+    scene.metadata.update({"target": target.source, "steps": fitter.step, "config": config.to_dict()})
+    image, alpha = fitter.render_final()
+    wanted = target.to(image.device).over(background)
+    # With a weight map or mask, the metrics measure what the fit was asked to paint.
+    weight = fitter._pixel_weight()
+    error = float(mse(image, wanted, weight))
+    psnr = 10.0 * math.log10(1.0 / max(error, 1e-12))
+    similarity = 1.0 - float(ssim_loss(image, wanted, weight)) if min(image.shape[:2]) >= 3 else float("nan")
+    scene.metadata.update({"psnr": psnr, "ssim": similarity, "mse": error})
+    paths: dict[str, Path] = {}
+    if folder is not None:
+        if completed:
+            fitter.checkpoint()
+        paths["config"] = folder.config
+        paths["checkpoint"] = folder.checkpoint
+        folder.write_log(fitter.history)
+        paths["log"] = folder.log
+        paths["scene"] = scene.save(folder.scene)
+        scale = config.output.final_scale
+        big_image, big_alpha = fitter.render_final(scale) if scale != 1.0 else (image, alpha)
+        if target.has_alpha:
+            # Straight alpha for a transparent PNG: un-premultiply the render without a background.
+            premultiplied, coverage = scene.render(scale, background=False, backend=fitter.backend)
+            straight = premultiplied / coverage.clamp_min(1e-6).unsqueeze(-1)
+            pixels = to_uint8(torch.where(coverage.unsqueeze(-1) > 0, straight, torch.zeros_like(straight)), coverage)
+        else:
+            pixels = to_uint8(big_image)
+        paths["final"] = write_png(folder.final, pixels)
+        output = config.output
+        if completed and output.frames > 0 and (output.gif or output.mp4):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                written = write_animation(folder.frames, folder.gif if output.gif else None, folder.mp4 if output.mp4 else None, output.fps)
+            for warning in caught:
+                say(f"warning: {warning.message}")
+            paths.update(written)
+            if output.keep_frames:
+                paths["frames"] = folder.frames
+            elif written:
+                for frame in frame_paths(folder.frames):
+                    frame.unlink(missing_ok=True)
+                try:
+                    folder.frames.rmdir()
+                except OSError:
+                    pass
+        for name, path in (("gif", folder.gif), ("mp4", folder.mp4)):
+            if name not in paths and path.exists():
+                paths[name] = path  # written by an earlier session of this run
+        if output.snapshot_every:
+            paths["snapshots"] = folder.snapshots
+        say(f"step {fitter.step}/{config.steps}: PSNR {psnr:.2f} dB, SSIM {similarity:.4f}; wrote {folder.root}")
+    return FitResult(scene=scene, history=list(fitter.history), paths=paths, psnr=psnr, ssim=similarity, mse=error,
+                     seconds=fitter.seconds_before, completed=completed, config=config, target=target)
+
+
+# ----------------------------------------------------------------------------- the Python API
+def fit(
+    target: Any,
+    primitives: Sequence[str] | str | TextureBank | None = None,
+    n: int | None = None,
+    steps: int | None = None,
+    *,
+    config: FitConfig | Mapping[str, Any] | str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+    callback: Callable[[StepInfo], bool | None] | None = None,
+    weight_map: Any = None,
+    mask: Any = None,
+    **options: Any,
+) -> FitResult:
+    """Paint ``target`` with ``n`` primitives by gradient descent.
+
+    Args:
+        target: an image path, ``"skimage:<name>"``, or a numpy/torch/Pillow image
+            (RGBA keeps its alpha for the alpha loss).
+        primitives: shape names (``"circle"``, ``"gaussian"``, built-ins such as
+            ``"brush_flat"``, ``"text:A"``, image/SVG paths or folders) or a TextureBank
+            (default: the config's, else ``["circle"]``).
+        n: number of primitives (default from ``config``, else 1000).
+        steps: optimisation steps (default from ``config``, else 500).
+        config: a base configuration (FitConfig, dict, or YAML path) the other arguments
+            override.
+        out: run folder for final.png, scene.npz, fit.gif/mp4, log.csv, config.yaml and the
+            checkpoint; None (default) writes nothing.
+        resume: continue the run in ``out`` from its checkpoint.
+        force: replace a run that ``out`` already holds.
+        quiet: no progress bar or messages.
+        callback: called after each step with a :class:`StepInfo`; return True to stop.
+        weight_map, mask: per-pixel maps (paths, arrays, or "ellipse:..."), see docs/fitting.md.
+        **options: any other config key: ``size=128``, ``seed=1``, ``optim={"lr": {"means": 0.003}}``,
+            ``blur__start=2`` (double underscores reach into sections).
+
+    Returns:
+        A :class:`FitResult` with the scene, the history, the output paths and final metrics.
+
+    Raises:
+        ConfigError: an unknown option (with the nearest valid name) or a bad value.
+        InputError: an unreadable target or primitive.
+    """
+    values: dict[str, Any] = dict(options)
+    bank = primitives if isinstance(primitives, TextureBank) else None
+    if bank is not None:
+        values["primitives"] = list(bank.names)
+    elif primitives is not None:
+        values["primitives"] = [primitives] if isinstance(primitives, str) else list(primitives)
+    image = None
+    if isinstance(target, (str, os.PathLike)):
+        values["target"] = os.fspath(target)
+    else:
+        image = target
+        values["target"] = "<array>"
+    if n is not None:
+        values["n"] = n
+    if steps is not None:
+        values["steps"] = steps
+    for key, spec in (("weight_map", weight_map), ("mask", mask)):
+        if isinstance(spec, (str, os.PathLike)):
+            values.setdefault("loss", {})
+            values["loss"] = {**dict(values["loss"]), key: os.fspath(spec)}
+    arrays = {key: spec for key, spec in (("weight_map", weight_map), ("mask", mask)) if spec is not None and not isinstance(spec, (str, os.PathLike))}
+    resolved = build_config(config, **values)
+    return run(resolved, target=image, bank=bank, out=out, resume=resume, force=force, quiet=quiet, callback=callback, **arrays)

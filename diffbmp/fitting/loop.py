@@ -1,0 +1,607 @@
+"""The optimisation loop of a fit: one ``Fitter`` owns the scene, the optimiser, the random
+generator and the history, and can write all of them to a checkpoint and read them back.
+
+One step: draw the background (noise canvas) and the crop, render at the scheduled blur,
+compute the loss, back-propagate, take an Adam step with the scheduled learning rates, and
+clamp the parameters into sensible bounds. Between steps, invisible primitives are pruned
+and re-seeded where the error is, and new stages of primitives are added.
+
+Determinism: every random draw (initialisation, noise, crops, re-seeding) comes from one
+``torch.Generator`` whose state is checkpointed at step boundaries, schedules are pure
+functions of the step, and the cpu backend is deterministic, so a resumed fit ends with the
+same scene, bit for bit, as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import torch
+
+from ..config import FitConfig, parse_color, result_relevant
+from ..errors import ConfigError, DiffBMPError
+from ..init import analyse_target, error_init, initialise
+from ..losses import LossWeights, mse, total_loss
+from ..params import PrimitiveParams
+from ..primitives import TextureBank
+from ..render import composite, composite_premultiplied
+from ..scene import Scene
+from ..targets import Target
+from .optim import RowAdam
+from .schedules import blur_at, lr_factor
+
+__all__ = ["Fitter", "StepInfo", "FitDivergedError", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "diffbmp-checkpoint"
+CHECKPOINT_VERSION = 1
+#: Raw tensors optimised per primitive (beta_logits joins them when its rate is > 0).
+_ROW_TENSORS = ("means", "log_scales", "rotations", "color_logits", "opacity_logits")
+#: Logits are kept inside these bounds so the sigmoid never saturates into a zero gradient.
+_COLOR_LOGIT_BOUND = 6.0
+_OPACITY_LOGIT_BOUND = 8.0
+
+
+class FitDivergedError(DiffBMPError, RuntimeError):
+    """The loss became NaN or infinite (learning rates too high)."""
+
+
+@dataclass
+class StepInfo:
+    """What a progress callback sees after each step.
+
+    Attributes:
+        step: steps done so far.
+        loss, psnr: of this step's training render (at the scheduled blur, over the
+            step's background).
+        n: number of primitives.
+        blur: blur width used in this step.
+        seconds: wall time of the fit so far (over all sessions of a resumed run).
+        terms: value of each loss term.
+        scene: the live scene (call ``.detached()`` to keep a copy).
+    """
+
+    step: int
+    loss: float
+    psnr: float
+    n: int
+    blur: float
+    seconds: float
+    terms: dict[str, float]
+    scene: Scene
+
+
+class _InterruptFlag:
+    """First Ctrl-C: finish the current step, save, stop. Second Ctrl-C: stop at once, unless
+    the parameters are being updated (``critical``), which is always finished first so that
+    the checkpoint holds one consistent step."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self.critical = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> "_InterruptFlag":
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+                self._installed = True
+            except ValueError:  # not allowed here (e.g. some embedded interpreters)
+                self._installed = False
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.raised and not self.critical:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Fitter:
+    """Runs one fit. Create it, call :meth:`initialise` or :meth:`restore`, then :meth:`run`."""
+
+    def __init__(
+        self,
+        config: FitConfig,
+        target: Target,
+        bank: TextureBank,
+        *,
+        device: torch.device,
+        backend: str | None,
+        weight_map: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] | None = None,
+        callback: Callable[[StepInfo], bool | None] | None = None,
+        on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+        on_frame: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    ):
+        self.config = config
+        self.device = device
+        self.backend = backend
+        self.target = target.to(device)
+        self.bank = bank
+        self.prepared = bank.prepare(device, torch.float32)
+        self.height, self.width = target.height, target.width
+        self.side = float(max(self.height, self.width))
+        self.weight_map = None if weight_map is None else weight_map.to(device)
+        self.mask = None if mask is None else mask.to(device)
+        self.progress = progress
+        self.log = log or (lambda message: None)
+        self.callback = callback
+        self.on_checkpoint = on_checkpoint
+        self.on_frame = on_frame
+        self.analysis = analyse_target(target.rgb, target.alpha, mask)
+        self.mode = self._background_mode()
+        self.background_color = self._background_color()
+        loss = config.loss
+        self.loss_weights = LossWeights(
+            mse=loss.mse, l1=loss.l1, ssim=loss.ssim, msssim=loss.msssim, alpha=loss.alpha if target.has_alpha else 0.0,
+            outside=loss.outside, overlap=loss.overlap, size=loss.size, size_min=loss.size_min, size_max=loss.size_max * self.side,
+        )
+        lr = config.optim.lr
+        self.learn_beta = lr.beta > 0
+        self.learn_background = self.mode == "learned" and lr.background > 0
+        lrs = {
+            "means": lr.means * self.side,  # canvas lengths per step -> pixels per step
+            "log_scales": lr.scales,
+            "rotations": lr.rotations,
+            "color_logits": lr.colors,
+            "opacity_logits": lr.opacities,
+            "beta_logits": lr.beta,
+            "background_logits": lr.background if self.learn_background else 0.0,
+        }
+        self.optimizer = RowAdam(lrs, betas=tuple(config.optim.betas), shared=("background_logits",))
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.scene: Scene | None = None
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.seconds_before = 0.0
+        self.stage_plan = self._plan_stages()
+        self._boundary_generator = self.generator.get_state()
+
+    # ------------------------------------------------------------------ set-up
+    def _background_mode(self) -> str:
+        mode = self.config.background.mode
+        if mode == "auto":
+            return "noise" if self.target.has_alpha else "learned"
+        return mode
+
+    def _background_color(self) -> torch.Tensor:
+        colour = self.config.background.color
+        if colour == "auto":
+            rgb = (1.0, 1.0, 1.0) if self.target.has_alpha else tuple(self.target.mean_color().tolist())
+        else:
+            rgb = parse_color(colour)
+        return torch.tensor(rgb, dtype=torch.float32, device=self.device)
+
+    def _plan_stages(self) -> list[tuple[int, int, float]]:
+        """(first step, primitives added, largest initial half-size in px) of each stage."""
+        stages = self.config.stages
+        n, steps = self.config.n, self.config.steps
+        count = min(stages.count, n)
+        per_stage = n // count
+        first = n - per_stage * (count - 1)
+        largest = self.config.init.max_size * self.side
+        plan = [(0, first, largest)]
+        for k in range(1, count):
+            start = int(round(k * stages.until * steps / max(count - 1, 1))) if count > 1 else 0
+            plan.append((max(1, min(start, steps - 1)), per_stage, largest * stages.size_decay**k))
+        return plan
+
+    def _init_options(self, max_size_px: float) -> dict[str, Any]:
+        init = self.config.init
+        return dict(
+            opacity=init.opacity, colors=init.colors, beta=init.beta, shape_weights=init.shape_weights,
+            aspect=init.aspect, min_size=init.min_size, max_size=max_size_px,
+        )
+
+    def initialise(self) -> None:
+        """The scene at step 0, drawn from the seeded generator."""
+        init = self.config.init
+        _, count, largest = self.stage_plan[0]
+        options = self._init_options(largest)
+        if init.method == "structure":
+            options.update(detail_mix=init.detail_mix, detail_power=init.detail_power, coverage=init.coverage)
+        elif init.method == "random":
+            options.update(coverage=init.coverage)
+        scene = initialise(init.method, self.analysis, self.bank, count, generator=self.generator,
+                           background=self.background_color.cpu(), **options)
+        # A learned colour starts inside (0.01, 0.99) so its logit is not saturated.
+        scene.background_logits = _logit(self.background_color.cpu().clamp(0.01, 0.99))
+        self.scene = self._on_device(scene)
+        self.step = 0
+        self.history = []
+        self.seconds_before = 0.0
+        self._prepare_tensors()
+        self._boundary_generator = self.generator.get_state()
+
+    def _on_device(self, scene: Scene) -> Scene:
+        return scene.to(self.device, torch.float32)
+
+    def _prepare_tensors(self) -> None:
+        """Make the optimised raw tensors leaves that require grad (after any row edit)."""
+        scene = self.scene
+        assert scene is not None
+        if self.learn_beta:
+            # An exact 0 or 1 (infinite logit) could never move; start it just inside.
+            scene.beta_logits = scene.beta_logits.detach().clamp(-_OPACITY_LOGIT_BOUND, _OPACITY_LOGIT_BOUND)
+        for name in self._trainable_names():
+            tensor = getattr(scene, name).detach().contiguous()
+            setattr(scene, name, tensor.requires_grad_(True))
+
+    def _trainable_names(self) -> list[str]:
+        names = list(_ROW_TENSORS)
+        if self.learn_beta:
+            names.append("beta_logits")
+        if self.learn_background:
+            names.append("background_logits")
+        return names
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue from the last step boundary (plain tensors and values)."""
+        scene = self.scene
+        assert scene is not None
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "step": self.step,
+            "height": self.height,
+            "width": self.width,
+            "bank": list(self.bank.names),
+            "scene": {name: tensor.detach().cpu().clone() for name, tensor in scene.raw_tensors().items()},
+            "shape_ids": scene.shape_ids.detach().cpu().clone(),
+            "optimizer": {k: v.cpu() for k, v in self.optimizer.state_dict().items()},
+            "generator": self._boundary_generator.clone(),
+            "history": [dict(row) for row in self.history],
+            "seconds": self._elapsed(),
+            "config": result_relevant(self.config),
+            "target_checksum": self._target_checksum(),
+        }
+
+    def _target_checksum(self) -> list[float]:
+        """Sums that tell whether a resumed run paints the same target (files can change)."""
+        rgb = self.target.rgb.detach().double().cpu()
+        sums = [float(rgb.sum()), float((rgb * torch.linspace(0, 1, rgb.shape[0], dtype=torch.float64).view(-1, 1, 1)).sum())]
+        if self.target.alpha is not None:
+            sums.append(float(self.target.alpha.detach().double().sum()))
+        return sums
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by :meth:`state_dict`."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ConfigError("the checkpoint is not a diffbmp checkpoint; start a new run with --force")
+        if list(state["bank"]) != list(self.bank.names):
+            raise ConfigError(f"the checkpoint was made with primitives {state['bank']} but this run has {self.bank.names}")
+        if (state["height"], state["width"]) != (self.height, self.width):
+            raise ConfigError(f"the checkpoint's canvas is {state['width']}x{state['height']} but the target's is {self.width}x{self.height}")
+        saved = state.get("target_checksum")
+        if saved is not None and not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6) for a, b in zip(saved, self._target_checksum())) \
+                or saved is not None and len(saved) != len(self._target_checksum()):
+            raise ConfigError("the target image differs from the one this run was started with; "
+                               "resume with the same image, or start a new run with --force")
+        raw = state["scene"]
+        self.scene = Scene(
+            height=self.height, width=self.width, bank=self.bank, shape_ids=state["shape_ids"].to(self.device),
+            **{name: tensor.to(self.device) for name, tensor in raw.items()},
+        )
+        self.optimizer.load_state_dict({k: v.to(self.device) for k, v in state["optimizer"].items()})
+        self.generator.set_state(state["generator"])
+        self._boundary_generator = self.generator.get_state()
+        self.step = int(state["step"])
+        self.history = [dict(row) for row in state["history"]]
+        self.seconds_before = float(state.get("seconds", 0.0))
+        self._prepare_tensors()
+
+    def _elapsed(self) -> float:
+        started = getattr(self, "_session_start", None)
+        return self.seconds_before + (time.perf_counter() - started if started is not None else 0.0)
+
+    # ------------------------------------------------------------------ rendering helpers
+    def _params(self, scene: Scene | None = None) -> PrimitiveParams:
+        return (scene or self.scene).params()
+
+    def current_background(self) -> torch.Tensor:
+        """The background colour of the final render (learned, fixed or the noise mode's colour)."""
+        if self.mode == "learned":
+            return torch.sigmoid(self.scene.background_logits.detach())
+        return self.background_color
+
+    @torch.no_grad()
+    def render_final(self, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image and alpha at blur 0 over the final background colour."""
+        scene = self.scene.detached()
+        scene.background_logits = _logit(self.current_background())
+        return scene.render(scale, background=True, backend=self.backend)
+
+    def _pixel_weight(self, rows: slice | None = None, cols: slice | None = None) -> torch.Tensor | None:
+        weight = self.weight_map
+        if self.mask is not None:
+            weight = self.mask if weight is None else weight * self.mask
+        if weight is not None and rows is not None:
+            weight = weight[rows, cols]
+        return weight
+
+    # ------------------------------------------------------------------ one step
+    def _draw_crop(self) -> tuple[int, int, int, int]:
+        crop = self.config.minibatch.crop
+        height, width = self.height, self.width
+        if crop <= 0 or (crop >= height and crop >= width):
+            return 0, 0, height, width
+        ch, cw = min(crop, height), min(crop, width)
+        y0 = int(torch.randint(0, height - ch + 1, (1,), generator=self.generator))
+        x0 = int(torch.randint(0, width - cw + 1, (1,), generator=self.generator))
+        return y0, x0, ch, cw
+
+    def _draw_background(self, height: int, width: int) -> torch.Tensor:
+        if self.mode == "noise":
+            if self.config.background.noise == "pixel":
+                noise = torch.rand(height, width, 3, generator=self.generator)
+            else:
+                noise = torch.rand(3, generator=self.generator).expand(height, width, 3)
+            return noise.to(self.device)
+        if self.mode == "learned":
+            return torch.sigmoid(self.scene.background_logits)
+        return self.background_color
+
+    def _train_step(self, step: int, interrupt: "_InterruptFlag | None" = None) -> tuple[float, float, float, dict[str, float]]:
+        config = self.config
+        steps = config.steps
+        blur = blur_at(step, steps, config.blur.start, config.blur.end, config.blur.until, config.blur.curve)
+        factor = lr_factor(step, steps, config.optim.schedule, warmup=int(round(config.optim.warmup * steps)),
+                           final=config.optim.final_factor)
+        scene = self.scene
+        for name in self._trainable_names():
+            getattr(scene, name).grad = None
+        y0, x0, height, width = self._draw_crop()
+        background = self._draw_background(height, width)
+        params = self._params()
+        target_rgb, target_alpha = self.target.rgb, self.target.alpha
+        rows = cols = None
+        if (height, width) != (self.height, self.width):
+            rows, cols = slice(y0, y0 + height), slice(x0, x0 + width)
+            params = replace(params, means=params.means - torch.tensor([x0, y0], dtype=params.means.dtype, device=self.device))
+            target_rgb = target_rgb[rows, cols]
+            target_alpha = None if target_alpha is None else target_alpha[rows, cols]
+        image, alpha = composite(params, self.prepared, background, height, width, blur=blur, backend=self.backend,
+                                 validate=step == self.step_started)
+        if target_alpha is None:
+            wanted = target_rgb
+        else:
+            a = target_alpha.unsqueeze(-1)
+            wanted = target_rgb * a + background.detach() * (1 - a)
+        weight_map = self.weight_map if self.weight_map is None or rows is None else self.weight_map[rows, cols]
+        mask = self.mask if self.mask is None or rows is None else self.mask[rows, cols]
+        loss, terms = total_loss(
+            self.loss_weights, image, wanted, alpha=alpha, target_alpha=target_alpha, weight=weight_map, mask=mask,
+            opacities=params.opacities, scales=params.scales,
+        )
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FitDivergedError(
+                f"the loss became {value} at step {step}; lower the learning rates (optim.lr.*) or the blur"
+            )
+        loss.backward()
+        if interrupt is not None:
+            interrupt.critical = True  # from here to the step boundary, Ctrl-C waits
+        tensors = {name: getattr(scene, name) for name in self._trainable_names()}
+        self.optimizer.step(tensors, factor)
+        self._clamp()
+        if "mse" in terms:
+            quality = terms["mse"]  # the same (weighted, masked) mean: no need to compute it twice
+        else:
+            quality = float(mse(image.detach(), wanted.detach(), self._pixel_weight(rows, cols)))
+        psnr = 10.0 * math.log10(1.0 / max(quality, 1e-12))
+        return value, psnr, blur, terms
+
+    @torch.no_grad()
+    def _clamp(self) -> None:
+        scene = self.scene
+        limits = self.config.limits
+        scene.log_scales.clamp_(math.log(limits.min_scale), math.log(limits.max_scale * self.side))
+        margin = limits.margin * self.side
+        scene.means[:, 0].clamp_(-margin, self.width + margin)
+        scene.means[:, 1].clamp_(-margin, self.height + margin)
+        scene.color_logits.clamp_(-_COLOR_LOGIT_BOUND, _COLOR_LOGIT_BOUND)
+        scene.opacity_logits.clamp_(-_OPACITY_LOGIT_BOUND, _OPACITY_LOGIT_BOUND)
+        scene.rotations.copy_(torch.remainder(scene.rotations + math.pi, 2 * math.pi) - math.pi)
+        if self.learn_beta:
+            scene.beta_logits.clamp_(-_OPACITY_LOGIT_BOUND, _OPACITY_LOGIT_BOUND)
+
+    # ------------------------------------------------------------------ pruning and stages
+    def _render_for_maintenance(self, want_visibility: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Premultiplied colour, alpha at blur 0, and each primitive's visible area in pixels."""
+        params = self._params().map(lambda t: t.detach())
+        visible = None
+        if want_visibility:
+            # d(sum of C)/d(colour_n) = sum over pixels of alpha_n * T_n: how much of n is seen.
+            probe = torch.zeros_like(params.colors, requires_grad=True)
+            probe_params = replace(params, colors=probe, beta=torch.zeros_like(params.opacities))
+            with torch.enable_grad():
+                colour, alpha = composite_premultiplied(probe_params, self.prepared, self.height, self.width, blur=0.0, backend=self.backend)
+                colour.sum().backward()
+            visible = probe.grad[:, 0].detach()
+        colour, alpha = composite_premultiplied(params, self.prepared, self.height, self.width, blur=0.0, backend=self.backend)
+        return colour.detach(), alpha.detach(), visible
+
+    def _seeding_error(self, colour: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """Per-pixel squared error [H, W] of the current render, as the fit's loss sees it."""
+        target = self.target
+        target_alpha = target.alpha if target.alpha is not None else torch.ones_like(alpha)
+        if self.mode == "noise":
+            # Expected error over a uniform random canvas: mean part plus the noise's variance.
+            premultiplied = target.rgb * target_alpha.unsqueeze(-1)
+            delta = (target_alpha - alpha).unsqueeze(-1)
+            error = ((colour - premultiplied + 0.5 * delta) ** 2 + delta**2 / 12.0).sum(-1)
+        else:
+            background = self.current_background()
+            render = colour + background * (1 - alpha).unsqueeze(-1)
+            error = ((render - target.over(background)) ** 2).sum(-1)
+        weight = self._pixel_weight()
+        return error if weight is None else error * weight
+
+    def _current_max_size(self) -> float:
+        largest = self.stage_plan[0][2]
+        for start, _, size in self.stage_plan:
+            if start <= self.step:
+                largest = size
+        return largest
+
+    @torch.no_grad()
+    def prune(self) -> int:
+        """Find invisible primitives and re-seed them where the error is (or drop them).
+
+        Returns the number of primitives pruned.
+        """
+        rules = self.config.prune
+        scene = self.scene
+        colour, alpha, visible = self._render_for_maintenance(want_visibility=True)
+        params = self._params().map(lambda t: t.detach())
+        dead = (params.opacities < rules.min_opacity) | (params.scales.max(dim=1).values < rules.min_size) | (visible < rules.min_visible)
+        count = int(dead.sum())
+        if count == 0:
+            return 0
+        alive = torch.nonzero(~dead).flatten()
+        if not rules.reseed:
+            self.scene = scene.select(alive)
+            self.optimizer.select(alive)
+            self._prepare_tensors()
+            return count
+        error = self._seeding_error(colour, alpha)
+        fresh = error_init(self.analysis, self.bank, count, error, generator=self.generator,
+                           **self._init_options(self._current_max_size()))
+        fresh = self._on_device(fresh)
+        # The re-seeded primitives go on top, where nothing hides them.
+        order = torch.cat([alive, torch.nonzero(dead).flatten()])
+        self.optimizer.select(order)
+        kept = scene.select(alive).detached()
+        joined = kept.concat(fresh)
+        joined.background_logits = scene.background_logits.detach()
+        self.scene = joined
+        self.optimizer.reset(torch.arange(len(alive), len(order), device=self.device))
+        self._prepare_tensors()
+        return count
+
+    @torch.no_grad()
+    def add_stage(self, count: int, max_size_px: float) -> None:
+        """Add ``count`` primitives on top, where the current render is most wrong."""
+        colour, alpha, _ = self._render_for_maintenance(want_visibility=False)
+        error = self._seeding_error(colour, alpha)
+        fresh = self._on_device(error_init(self.analysis, self.bank, count, error, generator=self.generator,
+                                           **self._init_options(max_size_px)))
+        background = self.scene.background_logits.detach()
+        self.scene = self.scene.detached().concat(fresh)
+        self.scene.background_logits = background
+        self.optimizer.append(count)
+        self._prepare_tensors()
+
+    def _maintain(self, done: int) -> None:
+        """Pruning and stage additions due before step ``done`` (0-based) runs."""
+        steps = self.config.steps
+        rules = self.config.prune
+        if rules.every and done % rules.every == 0 and done < rules.until * steps and done < steps:
+            self.prune()
+        for start, count, size in self.stage_plan[1:]:
+            if start == done:
+                self.add_stage(count, size)
+
+    # ------------------------------------------------------------------ the loop
+    def _frame_due(self, done: int) -> bool:
+        frames = self.config.output.frames
+        if frames <= 0 or self.on_frame is None:
+            return False
+        every = max(1, self.config.steps // frames)
+        return done % every == 0 or done == self.config.steps
+
+    def _emit_frame(self, done: int) -> None:
+        if self._frame_due(done) or (self.config.output.snapshot_every and done % self.config.output.snapshot_every == 0):
+            image, alpha = self.render_final()
+            self.on_frame(done, image, alpha)
+
+    def checkpoint(self) -> None:
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.state_dict())
+
+    def run(self) -> bool:
+        """Optimise until ``config.steps``; True when finished, False when a callback stopped it.
+
+        Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt;
+        any other exception writes the checkpoint of the last finished step and propagates.
+        """
+        from tqdm.auto import tqdm
+
+        steps = self.config.steps
+        self.step_started = self.step
+        self._session_start = time.perf_counter()
+        if self.step == 0 and self.on_frame is not None:
+            self._emit_frame(0)
+        bar = tqdm(total=steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True,
+                   file=sys.stderr, leave=True, desc="fit", mininterval=0.5)
+        completed = True
+        try:
+            with _InterruptFlag() as interrupt:
+                while self.step < steps:
+                    if interrupt.raised:
+                        raise KeyboardInterrupt
+                    step = self.step
+                    loss, psnr, blur, terms = self._train_step(step, interrupt)
+                    done = step + 1
+                    row = {"step": done, "loss": loss, "psnr": psnr, "n": len(self.scene), "blur": blur,
+                           "seconds": self._elapsed()}
+                    self.history.append(row)
+                    if done < steps:
+                        self._maintain(done)
+                    # A step boundary: everything below sees a state a checkpoint can restore.
+                    self.step = done
+                    self._boundary_generator = self.generator.get_state()
+                    interrupt.critical = False
+                    if self.on_frame is not None:
+                        self._emit_frame(done)
+                    every = self.config.output.checkpoint_every
+                    if every and done % every == 0 and done < steps:
+                        self.checkpoint()
+                    bar.update(1)
+                    if done % 10 == 0 or done == steps:
+                        bar.set_postfix(loss=f"{loss:.4g}", psnr=f"{psnr:.2f}", n=len(self.scene), refresh=False)
+                    if self.callback is not None:
+                        info = StepInfo(done, loss, psnr, len(self.scene), blur, row["seconds"], terms, self.scene)
+                        if self.callback(info):
+                            completed = False
+                            break
+        except BaseException as error:
+            bar.close()
+            self._restore_boundary()
+            self.seconds_before = self._elapsed()
+            self._session_start = time.perf_counter()
+            self.checkpoint()
+            if isinstance(error, KeyboardInterrupt):
+                self.log(f"interrupted after step {self.step} of {steps}")
+            raise
+        bar.close()
+        self.seconds_before = self._elapsed()
+        self._session_start = time.perf_counter()
+        if not completed:
+            self.checkpoint()
+        return completed
+
+    def _restore_boundary(self) -> None:
+        """After an exception mid-step: back to the state at the last step boundary."""
+        self.generator.set_state(self._boundary_generator)
+        self.history = self.history[: self.step]
+        for name in self._trainable_names():
+            getattr(self.scene, name).grad = None
+
+
+def _logit(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-4, 1 - 1e-4)
+    return torch.log(p) - torch.log1p(-p)

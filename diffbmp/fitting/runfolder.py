@@ -1,0 +1,160 @@
+"""The run folder: where a fit writes its outputs, and the rules for reusing one.
+
+A folder that already holds a run is never overwritten by accident: continuing it needs
+``--resume`` (and the same settings), replacing it needs ``--force``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from .recording import publish_file
+
+__all__ = ["RunFolder", "LOG_COLUMNS"]
+
+#: Columns of log.csv.
+LOG_COLUMNS = ("step", "loss", "psnr", "n", "blur", "seconds")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        publish_file(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class RunFolder:
+    """Paths of a run's outputs inside ``root``."""
+
+    FILES = ("config.yaml", "checkpoint.pt", "final.png", "scene.npz", "fit.gif", "fit.mp4", "log.csv")
+    FOLDERS = ("frames", "snapshots")
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.config = self.root / "config.yaml"
+        self.checkpoint = self.root / "checkpoint.pt"
+        self.final = self.root / "final.png"
+        self.scene = self.root / "scene.npz"
+        self.gif = self.root / "fit.gif"
+        self.mp4 = self.root / "fit.mp4"
+        self.log = self.root / "log.csv"
+        self.frames = self.root / "frames"
+        self.snapshots = self.root / "snapshots"
+
+    def existing(self) -> list[str]:
+        """Names of the run files already in the folder."""
+        names = [name for name in self.FILES if (self.root / name).exists()]
+        names += [name + "/" for name in self.FOLDERS if (self.root / name).is_dir()]
+        return names
+
+    def clear(self) -> None:
+        """Remove this run's files (never anything else the folder holds)."""
+        for name in self.FILES:
+            (self.root / name).unlink(missing_ok=True)
+        for name in self.FOLDERS:
+            shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def prepare(self, relevant: dict[str, Any], *, resume: bool, force: bool) -> bool:
+        """Check the folder against the run about to start; True when it is to be resumed.
+
+        Args:
+            relevant: the result-determining part of the new run's config.
+            resume: continue the run in the folder (it must have a checkpoint and the same settings).
+            force: replace whatever run the folder holds.
+        """
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"the output folder {str(self.root)!r} is a file; choose another --out")
+        existing = self.existing()
+        if force and not resume:
+            self.clear()
+            return False
+        if resume:
+            if not self.checkpoint.exists():
+                if not existing:
+                    return False  # nothing to resume yet: start the run
+                raise ConfigError(f"cannot resume: {str(self.root)!r} has no checkpoint.pt; run without --resume and with --force to start over")
+            saved = self.saved_relevant()
+            if saved is not None and saved != relevant:
+                differences = ", ".join(_differences(saved, relevant)) or "(unknown)"
+                raise ConfigError(
+                    f"cannot resume the run in {str(self.root)!r}: its settings differ in {differences}; "
+                    "resume with the same settings, or pass --force to start a new run there"
+                )
+            return True
+        if existing:
+            raise ConfigError(
+                f"the output folder {str(self.root)!r} already holds a run ({', '.join(existing)}); pass --resume to "
+                "continue it, --force to replace it, or choose another folder with --out"
+            )
+        return False
+
+    def saved_relevant(self) -> dict[str, Any] | None:
+        if not self.config.exists():
+            return None
+        from ..config import config_from_dict, result_relevant, read_yaml
+
+        return result_relevant(config_from_dict(read_yaml(self.config), origin=str(self.config)))
+
+    def write_config(self, text: str) -> None:
+        _write_text_atomic(self.config, text)
+
+    def write_log(self, history: list[dict[str, float]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(LOG_COLUMNS)
+        for row in history:
+            writer.writerow([_format(row.get(column)) for column in LOG_COLUMNS])
+        _write_text_atomic(self.log, buffer.getvalue())
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """``torch.save`` to a temp file, then rename: a crash never leaves half a checkpoint."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(state, handle)
+            publish_file(temporary, self.checkpoint)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        try:
+            return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as error:  # a damaged or foreign file
+            raise ConfigError(f"cannot read the checkpoint {str(self.checkpoint)!r} ({error}); pass --force to start over") from None
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for key in keys:
+        left, right = a.get(key), b.get(key)
+        if isinstance(left, dict) and isinstance(right, dict):
+            out += _differences(left, right, f"{prefix}{key}.")
+        elif left != right:
+            out.append(f"`{prefix}{key}` ({json.dumps(left)} -> {json.dumps(right)})")
+    return out
