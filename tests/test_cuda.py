@@ -98,7 +98,8 @@ class CudaBackendChecks:
     large_scenes = True  # also run the scenes too large for the torch reference
 
     @pytest.fixture(scope="class")
-    def bank(self):
+    @classmethod
+    def bank(cls):
         return make_bank()
 
     # -- helpers ---------------------------------------------------------------------------

@@ -174,7 +174,8 @@ class TestEmulatedCuda(CudaBackendChecks):
     large_scenes = False
 
     @pytest.fixture(scope="class", autouse=True)
-    def emulated_backend(self):
+    @classmethod
+    def emulated_backend(cls):
         module = build_emulated_module()
         resolve = render.resolve_backend
         with pytest.MonkeyPatch.context() as patch:
