@@ -12,6 +12,7 @@ from .render import composite, composite_premultiplied
 from .scene import Scene
 from .export import export
 from .fit import FitResult, fit
+from .video import VideoResult, fit_video
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "DiffBMPError",
     "FitResult",
+    "VideoResult",
     "InputError",
     "PrimitiveParams",
     "PreparedBank",
@@ -35,4 +37,5 @@ __all__ = [
     "composite_premultiplied",
     "export",
     "fit",
+    "fit_video",
 ]

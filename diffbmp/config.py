@@ -179,10 +179,68 @@ class OutputConfig(_Section):
     final_scale: float = Field(1.0, gt=0, le=32, description="final.png is rendered at this multiple of the canvas size")
 
 
+class TemporalConfig(_Section):
+    """The temporal loss of a video fit: later frames pay for changing what did not change."""
+
+    weight: float = Field(1.5, ge=0, le=10**6, description="weight of the hold term (0: off): the painting's squared change "
+                          "from the previous painting (moved along the optical flow), per pixel, times how still the target "
+                          "is there; scaled like the image MSE, so 1 makes a still pixel cost as much to change as to be wrong")
+    change_scale: float = Field(0.03, gt=0, le=1, description="target change (|difference|, 0..1, after following the flow) "
+                                "at which a pixel (hold) or a primitive (anchor) is held half as firmly; no change holds fully")
+    release: int = Field(6, ge=0, le=1024, description="hold: a change of the target also releases the pixels within "
+                         "this many pixels of it (primitives that paint a moving object reach a little beyond its edge)")
+    anchor: float = Field(0.0, ge=0, le=10**6, description="weight of the anchor term (0: off): each primitive's parameter "
+                          "change from the previous frame (its centre moved by the flow), weighted by its visible share of "
+                          "the canvas and by how little the target changed under it; costs below")
+    means: float = Field(1.0, ge=0, le=10**6, description="anchor: cost of moving a centre one pixel away from its anchor")
+    scales: float = Field(1.0, ge=0, le=10**6, description="anchor: cost of changing a half-size by one pixel")
+    rotations: float = Field(1.0, ge=0, le=10**6, description="anchor: cost of turning a primitive so its tip moves one pixel "
+                             "(radians x larger half-size)")
+    colors: float = Field(100.0, ge=0, le=10**8, description="anchor: cost of a unit change of colour (per channel, 0..1; 100: a "
+                          "change of 0.1 costs as much as moving one pixel); also the learned background's")
+    opacities: float = Field(100.0, ge=0, le=10**8, description="anchor: cost of a unit change of opacity (0..1)")
+
+
+class VideoConfig(_Section):
+    """Video targets (video files, animated GIFs, folders of frames); see docs/video.md."""
+
+    start: int = Field(0, ge=0, le=10**9, description="first frame of the clip to fit (0-based)")
+    stop: Optional[int] = Field(None, ge=1, le=10**9, description="frame at which to stop (exclusive; null: the end of the clip)")
+    step: int = Field(1, ge=1, le=10**6, description="fit every step-th frame")
+    max_frames: Optional[int] = Field(None, ge=1, le=10**6, description="fit at most this many frames (null: no limit)")
+    steps_per_frame: int = Field(100, ge=1, le=10**7, description="optimisation steps of each frame after the first "
+                                 "(the first frame is a full fit of `steps`)")
+    lr_scale: float = Field(1.0, gt=0, le=10, description="learning rates of the later frames are optim.lr times this")
+    blur_start: float = Field(0.25, ge=0, le=64, description="blur at the first step of a later frame (annealed to blur.end "
+                              "like the first frame; low, since the frame starts from a good painting)")
+    prune_every: int = Field(0, ge=0, le=10**7, description="prune and re-seed every this many steps of a later frame "
+                             "(0: never; re-seeding makes primitives jump)")
+    flow: Literal["farneback", "dis", "none"] = Field("farneback", description="optical flow (OpenCV) that carries "
+                                                        "primitives with the motion before a frame is refined; none: they stay put")
+    flow_at: Literal["footprint", "centre"] = Field("footprint", description="where a primitive reads the flow: the mean "
+                                                    "over the pixels it shows (robust when it is partly hidden), or at its centre")
+    only_changed: bool = Field(False, description="optimise only the primitives over regions where the target changed "
+                               "(the others are frozen)")
+    change_threshold: float = Field(0.02, ge=0, le=1, description="only_changed: a primitive is optimised when the mean "
+                                    "target change under it exceeds this (0..1)")
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig, description="temporal loss")
+    psd_frames: list[int] = Field(default_factory=list, description="frames (indices into the fitted frames; -1: the last) "
+                                  "written as layered PSD files psd/frame_NNNNN.psd")
+    fps: Optional[float] = Field(None, gt=0, le=240, description="frame rate of painted.mp4/gif (null: the clip's, divided by `step`)")
+    gif: bool = Field(True, description="write painted.gif")
+    mp4: bool = Field(True, description="write painted.mp4 (needs ffmpeg, bundled with imageio-ffmpeg)")
+
+    @field_validator("flow", mode="before")
+    @classmethod
+    def _flow_off(cls, value: Any) -> Any:
+        return "none" if value is False or value is None else value
+
+
 class FitConfig(_Section):
     """Everything a fit needs. See docs/fitting.md for the full reference."""
 
-    target: str = Field("skimage:astronaut", description="image to paint: a file path or 'skimage:<name>'")
+    target: str = Field("skimage:astronaut", description="image to paint: a file path or 'skimage:<name>'; or a video "
+                        "(video file, animated GIF, folder of frames, 'demo:moving_disc'), see docs/video.md")
     size: int = Field(256, ge=8, le=16384, description="longer side of the fitting canvas, pixels")
     primitives: list[str] = Field(default_factory=lambda: ["circle"], min_length=1, description="shapes: circle, gaussian, built-ins "
                                   "(brush_flat, leaf, star, ...), 'text:<characters>', image/SVG files or folders")
@@ -202,6 +260,7 @@ class FitConfig(_Section):
     minibatch: MinibatchConfig = Field(default_factory=MinibatchConfig, description="random crops")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="parameter bounds")
     output: OutputConfig = Field(default_factory=OutputConfig, description="run folder contents")
+    video: VideoConfig = Field(default_factory=VideoConfig, description="video targets")
 
     @field_validator("primitives", mode="before")
     @classmethod
@@ -215,6 +274,8 @@ class FitConfig(_Section):
 
 #: Keys that do not change the result of a fit (a resumed run may change them).
 RESULT_NEUTRAL_KEYS = ("output", "backend", "device")
+#: Keys of the video section that only choose outputs.
+VIDEO_OUTPUT_KEYS = ("psd_frames", "fps", "gif", "mp4")
 
 
 # ----------------------------------------------------------------------------- colours
@@ -454,6 +515,8 @@ def result_relevant(config: FitConfig) -> dict[str, Any]:
     data = config.to_dict()
     for key in RESULT_NEUTRAL_KEYS:
         data.pop(key, None)
+    for key in VIDEO_OUTPUT_KEYS:
+        data.get("video", {}).pop(key, None)
     return data
 
 

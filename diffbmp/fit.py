@@ -17,7 +17,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -31,7 +31,10 @@ from .primitives import TextureBank
 from .scene import Scene
 from .targets import SKIMAGE_PREFIX, Target, load_map, load_target, skimage_file
 
-__all__ = ["fit", "run", "FitResult", "StepInfo", "build_config"]
+if TYPE_CHECKING:
+    from .video.sequence import VideoResult
+
+__all__ = ["fit", "run", "FitResult", "StepInfo", "build_config", "final_render", "FinalRender"]
 
 
 @dataclass
@@ -136,12 +139,16 @@ def run(
     quiet: bool = False,
     callback: Callable[[StepInfo], bool | None] | None = None,
     resume_hint: str | None = None,
-) -> FitResult:
+) -> "FitResult | VideoResult":
     """Run the fit described by ``config``; the engine of :func:`fit` and of ``diffbmp fit``.
+
+    A video target (a video file, an animated GIF, a folder of frames, ``demo:<name>``, an
+    array ``[T, H, W, C]``) is fitted frame by frame by :func:`diffbmp.video.run_video`,
+    which returns a :class:`~diffbmp.video.VideoResult` (docs/video.md).
 
     Args:
         config: the validated configuration.
-        target: an image object used instead of ``config.target`` (arrays cannot go in YAML).
+        target: an image (or video) object used instead of ``config.target`` (arrays cannot go in YAML).
         bank: a texture bank used instead of building one from ``config.primitives``.
         weight_map, mask: arrays used instead of ``config.loss.weight_map`` / ``config.loss.mask``.
         out: run folder; None writes no files.
@@ -152,16 +159,21 @@ def run(
             the fit (a checkpoint is written when there is a run folder).
         resume_hint: the command that continues this run, shown after an interruption.
     """
-    say = (lambda message: None) if quiet else (lambda message: print(f"diffbmp: {message}", file=sys.stderr, flush=True))
+    from .video.sources import video_kind
+
+    if video_kind(config.target if target is None else target) is not None:
+        from .video.sequence import run_video
+
+        return run_video(config, target=target, bank=bank, weight_map=weight_map, mask=mask, out=out, resume=resume,
+                         force=force, quiet=quiet, callback=callback, resume_hint=resume_hint)
+    say = _messages(quiet)
     loaded = load_target(config.target if target is None else target, config.size)
     if bank is None:
-        bank = TextureBank.from_names(_primitive_specs(config.primitives), texture_size=config.texture_size)
+        bank = build_bank(config)
     height, width = loaded.height, loaded.width
     weight_tensor = _map(weight_map if weight_map is not None else config.loss.weight_map, height, width, "weight map")
     mask_tensor = _map(mask if mask is not None else config.loss.mask, height, width, "mask")
-    if config.init.shape_weights is not None and len(config.init.shape_weights) != len(bank):
-        raise ConfigError(f"init.shape_weights has {len(config.init.shape_weights)} values but there are {len(bank)} "
-                          f"primitives ({', '.join(bank.names)}); give one weight per primitive")
+    check_shape_weights(config, bank)
     device, backend = _device_and_backend(config)
 
     folder = RunFolder(out) if out is not None else None
@@ -206,6 +218,25 @@ def run(
     return _finish(fitter, loaded, folder, completed, say)
 
 
+def _messages(quiet: bool) -> Callable[[str], None]:
+    """Where a run's messages go: stderr with a ``diffbmp:`` prefix, or nowhere."""
+    if quiet:
+        return lambda message: None
+    return lambda message: print(f"diffbmp: {message}", file=sys.stderr, flush=True)
+
+
+def build_bank(config: FitConfig) -> TextureBank:
+    """The texture bank of ``config.primitives``."""
+    return TextureBank.from_names(_primitive_specs(config.primitives), texture_size=config.texture_size)
+
+
+def check_shape_weights(config: FitConfig, bank: TextureBank) -> None:
+    """ConfigError unless ``init.shape_weights`` has one weight per primitive of the bank."""
+    if config.init.shape_weights is not None and len(config.init.shape_weights) != len(bank):
+        raise ConfigError(f"init.shape_weights has {len(config.init.shape_weights)} values but there are {len(bank)} "
+                          f"primitives ({', '.join(bank.names)}); give one weight per primitive")
+
+
 def _primitive_specs(specs: Sequence[str]) -> list[str]:
     """Primitive names with ``skimage:<name>`` turned into the bundled image's file."""
     return [str(skimage_file(spec[len(SKIMAGE_PREFIX):])) if spec.startswith(SKIMAGE_PREFIX) else spec for spec in specs]
@@ -217,8 +248,21 @@ def _map(spec: Any, height: int, width: int, what: str) -> torch.Tensor | None:
     return load_map(spec, height, width, what)
 
 
-def _finish(fitter: Fitter, target: Target, folder: RunFolder | None, completed: bool, say: Callable[[str], None]) -> FitResult:
-    """Final metrics at blur 0 and the run folder's outputs."""
+@dataclass
+class FinalRender:
+    """A fitter's scene at the end of a fit, its render at blur 0 and how close that is to the target."""
+
+    scene: Scene
+    image: torch.Tensor
+    alpha: torch.Tensor
+    psnr: float
+    ssim: float
+    mse: float
+
+
+def final_render(fitter: Fitter, target: Target) -> FinalRender:
+    """The fitted scene (its background set to the final colour, metrics in its metadata) and
+    its render at blur 0, scored against ``target`` (weighted and masked like the fit)."""
     config = fitter.config
     scene = fitter.scene.detached()
     for name, tensor in scene.raw_tensors().items():
@@ -234,6 +278,15 @@ def _finish(fitter: Fitter, target: Target, folder: RunFolder | None, completed:
     psnr = 10.0 * math.log10(1.0 / max(error, 1e-12))
     similarity = 1.0 - float(ssim_loss(image, wanted, weight)) if min(image.shape[:2]) >= 3 else float("nan")
     scene.metadata.update({"psnr": psnr, "ssim": similarity, "mse": error})
+    return FinalRender(scene, image, alpha, psnr, similarity, error)
+
+
+def _finish(fitter: Fitter, target: Target, folder: RunFolder | None, completed: bool, say: Callable[[str], None]) -> FitResult:
+    """Final metrics at blur 0 and the run folder's outputs."""
+    config = fitter.config
+    final = final_render(fitter, target)
+    scene, image, alpha = final.scene, final.image, final.alpha
+    psnr, similarity, error = final.psnr, final.ssim, final.mse
     paths: dict[str, Path] = {}
     if folder is not None:
         if completed:
@@ -296,12 +349,14 @@ def fit(
     weight_map: Any = None,
     mask: Any = None,
     **options: Any,
-) -> FitResult:
+) -> "FitResult | VideoResult":
     """Paint ``target`` with ``n`` primitives by gradient descent.
 
     Args:
         target: an image path, ``"skimage:<name>"``, or a numpy/torch/Pillow image
-            (RGBA keeps its alpha for the alpha loss).
+            (RGBA keeps its alpha for the alpha loss). A video target (see
+            :func:`diffbmp.video.fit_video`) is fitted frame by frame and gives a
+            :class:`~diffbmp.video.VideoResult`.
         primitives: shape names (``"circle"``, ``"gaussian"``, built-ins such as
             ``"brush_flat"``, ``"text:A"``, image/SVG paths or folders) or a TextureBank
             (default: the config's, else ``["circle"]``).
@@ -320,7 +375,8 @@ def fit(
             ``blur__start=2`` (double underscores reach into sections).
 
     Returns:
-        A :class:`FitResult` with the scene, the history, the output paths and final metrics.
+        A :class:`FitResult` with the scene, the history, the output paths and final metrics
+        (a :class:`~diffbmp.video.VideoResult` for a video target).
 
     Raises:
         ConfigError: an unknown option (with the nearest valid name) or a bad value.

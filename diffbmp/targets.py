@@ -21,7 +21,10 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["Target", "load_target", "load_map", "SKIMAGE_PREFIX", "skimage_names", "skimage_file", "canvas_shape"]
+__all__ = [
+    "Target", "load_target", "load_map", "SKIMAGE_PREFIX", "SKIMAGE_ANIMATIONS", "skimage_names", "skimage_file", "canvas_shape",
+    "read_image_file", "image_array",
+]
 
 SKIMAGE_PREFIX = "skimage:"
 
@@ -31,6 +34,10 @@ _SKIMAGE_BUNDLED = (
     "colorwheel", "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo",
     "microaneurysms", "moon", "page", "retina", "rocket", "shepp_logan_phantom", "text",
 )
+
+#: Animated GIFs that ship with scikit-image: ``skimage:no_time_for_that_tiny`` (or with
+#: ``.gif``) is a video target.
+SKIMAGE_ANIMATIONS = ("no_time_for_that_tiny",)
 
 ImageLike = Union[str, "os.PathLike[str]", np.ndarray, torch.Tensor, Any]
 
@@ -45,14 +52,20 @@ def skimage_names() -> list[str]:
 
 
 def skimage_file(name: str) -> Path:
-    """The file of the bundled scikit-image image ``name`` (so it can be a primitive too)."""
+    """The file of the bundled scikit-image image ``name`` (so it can be a primitive too).
+
+    The animations in :data:`SKIMAGE_ANIMATIONS` are found with or without their ``.gif``.
+    """
     import skimage.data
 
-    stem = _SKIMAGE_FILES.get(name, name)
     folder = Path(skimage.data.data_dir)
+    animation = name.removesuffix(".gif")
+    if animation in SKIMAGE_ANIMATIONS and (folder / f"{animation}.gif").is_file():
+        return folder / f"{animation}.gif"
+    stem = _SKIMAGE_FILES.get(name, name)
     matches = sorted(folder.glob(f"{stem}.*")) if name in _SKIMAGE_BUNDLED else []
     if not matches:
-        close = difflib.get_close_matches(name, skimage_names(), n=3)
+        close = difflib.get_close_matches(name, skimage_names() + list(SKIMAGE_ANIMATIONS), n=3)
         hint = f" Did you mean {', '.join(repr(SKIMAGE_PREFIX + c) for c in close)}?" if close else ""
         raise InputError(f"'skimage:{name}' is not a bundled scikit-image image file.{hint}")
     return matches[0]
@@ -207,6 +220,16 @@ def _read_file(path: Path, what: str) -> np.ndarray:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
         raise InputError(f"cannot read {what} {str(path)!r}: {error}") from None
+
+
+def read_image_file(path: str | os.PathLike, what: str = "image") -> np.ndarray:
+    """The pixels of an image file as float64 [H, W, C] in [0, 1] (InputError naming the file)."""
+    return _read_file(Path(path), what)
+
+
+def image_array(image: Any, what: str = "image") -> np.ndarray:
+    """Any image value (numpy, torch, Pillow) as float64 [H, W, C] in [0, 1], C in (1, 3, 4)."""
+    return _as_float_array(image, what)
 
 
 def _read_skimage(name: str, what: str) -> np.ndarray:

@@ -16,6 +16,7 @@ examples:
   diffbmp fit configs/circles.yaml --set target=photo.jpg --set n=4096
   diffbmp fit configs/brush_strokes.yaml --set optim.lr.means=0.003 --out runs/strokes
   diffbmp fit configs/circles.yaml --resume           # continue an interrupted run
+  diffbmp fit configs/video_gif.yaml                  # a video: GIF, MP4, folder of frames
 
 Ctrl-C saves a checkpoint; run the same command with --resume to continue.
 Every config key is listed in docs/fitting.md.
@@ -25,9 +26,10 @@ Every config key is listed in docs/fitting.md.
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "fit",
-        help="paint a target image with primitives (reads a YAML config)",
+        help="paint a target image or video with primitives (reads a YAML config)",
         description="Fit primitives to a target image by gradient descent and write the result, the scene, "
-        "an animation and a log into a run folder.",
+        "an animation and a log into a run folder. A video target (MP4 and other video files, an animated GIF, "
+        "a folder of frames) is fitted frame by frame; see docs/video.md.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -48,7 +50,11 @@ def output_folder(config_path: str | None, out: str | None, template: str | None
         return Path(out)
     if not template:
         raise ConfigError("no output folder: pass --out DIR or set output.dir in the config")
-    name = Path(config_path).stem if config_path else Path(target.replace("skimage:", "")).stem or "fit"
+    if config_path:
+        name = Path(config_path).stem
+    else:
+        bare = target.removeprefix("skimage:").removeprefix("demo:").split(":")[0]  # demo:<clip>:frames=N
+        name = Path(bare).stem or "fit"
     try:
         return Path(template.format(name=name))
     except (KeyError, IndexError, ValueError) as error:
@@ -69,7 +75,8 @@ def handle(args: argparse.Namespace) -> int:
     hint = " ".join(command + ["--resume", "--out", shlex.quote(str(folder))])
     result = run(config, out=folder, resume=args.resume, force=args.force, quiet=args.quiet, resume_hint=hint)
     if not args.quiet:
-        for name in ("final", "scene", "gif", "mp4", "log"):
+        # An image fit's files, or a video fit's.
+        for name in ("final", "scene", "gif", "mp4", "painted_mp4", "painted_gif", "scenes", "psd", "frames_csv", "plot", "log"):
             if name in result.paths:
-                print(f"  {name:6s} {result.paths[name]}", file=sys.stderr)
+                print(f"  {name:11s} {result.paths[name]}", file=sys.stderr)
     return 0

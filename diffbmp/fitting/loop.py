@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Dict, Tuple
 
 import torch
 
@@ -36,7 +36,7 @@ from ..targets import Target
 from .optim import RowAdam
 from .schedules import blur_at, lr_factor
 
-__all__ = ["Fitter", "StepInfo", "FitDivergedError", "CHECKPOINT_FORMAT"]
+__all__ = ["Fitter", "StepInfo", "FitDivergedError", "CHECKPOINT_FORMAT", "Regulariser", "RegulariserInput"]
 
 CHECKPOINT_FORMAT = "diffbmp-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -64,6 +64,7 @@ class StepInfo:
         seconds: wall time of the fit so far (over all sessions of a resumed run).
         terms: value of each loss term.
         scene: the live scene (call ``.detached()`` to keep a copy).
+        frame: index of the frame being fitted in a video fit (None for an image fit).
     """
 
     step: int
@@ -74,6 +75,28 @@ class StepInfo:
     seconds: float
     terms: dict[str, float]
     scene: Scene
+    frame: int | None = None
+
+
+@dataclass
+class RegulariserInput:
+    """What an extra loss term sees at a step.
+
+    Attributes:
+        scene: the live scene (its gradient reaches the raw tensors).
+        rows: the fitter's per-primitive row state (see :attr:`Fitter.row_state`).
+        image: this step's render [h, w, 3] of the crop ``window`` (differentiable).
+        window: the crop as (y0, x0, h, w) on the canvas (the whole canvas without minibatching).
+    """
+
+    scene: Scene
+    rows: Dict[str, torch.Tensor]
+    image: torch.Tensor
+    window: Tuple[int, int, int, int]
+
+
+#: An extra loss term: ``RegulariserInput -> (loss tensor, {term name: value})``.
+Regulariser = Callable[[RegulariserInput], Tuple[torch.Tensor, Dict[str, float]]]
 
 
 class _InterruptFlag:
@@ -124,7 +147,15 @@ class Fitter:
         callback: Callable[[StepInfo], bool | None] | None = None,
         on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
         on_frame: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        regulariser: Regulariser | None = None,
+        label: str = "fit",
     ):
+        """
+        Args:
+            regulariser: an extra loss term added to the image loss every step (the video
+                fit's temporal loss); see :data:`Regulariser`.
+            label: the progress bar's label.
+        """
         self.config = config
         self.device = device
         self.backend = backend
@@ -140,6 +171,14 @@ class Fitter:
         self.callback = callback
         self.on_checkpoint = on_checkpoint
         self.on_frame = on_frame
+        self.regulariser = regulariser
+        self.label = label
+        self.leave_progress = True  # a video fit clears each frame's bar and prints a line instead
+        #: Per-primitive tensors that follow the rows through pruning and stages (row i
+        #: belongs to primitive i); rows added later get ``row_fill[name]``. The boolean
+        #: row state "trainable", when present, freezes the primitives where it is False.
+        self.row_state: dict[str, torch.Tensor] = {}
+        self.row_fill: dict[str, float | bool] = {}
         self.analysis = analyse_target(target.rgb, target.alpha, mask)
         self.mode = self._background_mode()
         self.background_color = self._background_color()
@@ -225,6 +264,38 @@ class Fitter:
         self._prepare_tensors()
         self._boundary_generator = self.generator.get_state()
 
+    def start_from(self, scene: Scene) -> None:
+        """Step 0 from a given scene (a video frame starts from the previous frame's painting)."""
+        if (scene.height, scene.width) != (self.height, self.width):
+            raise ConfigError(f"the starting scene's canvas is {scene.width}x{scene.height} but the target's is {self.width}x{self.height}")
+        self.scene = self._on_device(scene.detached())
+        self.step = 0
+        self.history = []
+        self.seconds_before = 0.0
+        self._prepare_tensors()
+        self._boundary_generator = self.generator.get_state()
+
+    def set_row_state(self, name: str, tensor: torch.Tensor, fill: float | bool) -> None:
+        """Attach a per-primitive tensor (first dimension N) that follows the rows; new rows get ``fill``."""
+        if self.scene is None or tensor.shape[0] != len(self.scene):
+            raise ConfigError(f"row state {name!r} needs one row per primitive ({0 if self.scene is None else len(self.scene)}), got {tensor.shape[0]}")
+        self.row_state[name] = tensor.detach().to(self.device)
+        self.row_fill[name] = fill
+
+    def _edit_row_state(self, order: torch.Tensor | None = None, fresh_from: int | None = None, append: int = 0) -> None:
+        """Apply a row edit of the scene to the row state: reorder/select by ``order``, reset
+        rows from ``fresh_from`` on (re-seeded), append ``append`` new rows."""
+        for name, tensor in list(self.row_state.items()):
+            fill = self.row_fill.get(name, 0)
+            if order is not None:
+                tensor = tensor[order]
+            if fresh_from is not None:
+                tensor = tensor.clone()
+                tensor[fresh_from:] = fill
+            if append:
+                tensor = torch.cat([tensor, torch.full((append, *tensor.shape[1:]), fill, dtype=tensor.dtype, device=tensor.device)])
+            self.row_state[name] = tensor
+
     def _on_device(self, scene: Scene) -> Scene:
         return scene.to(self.device, torch.float32)
 
@@ -267,6 +338,8 @@ class Fitter:
             "seconds": self._elapsed(),
             "config": result_relevant(self.config),
             "target_checksum": self._target_checksum(),
+            "rows": {name: tensor.detach().cpu().clone() for name, tensor in self.row_state.items()},
+            "row_fill": dict(self.row_fill),
         }
 
     def _target_checksum(self) -> list[float]:
@@ -301,6 +374,8 @@ class Fitter:
         self.step = int(state["step"])
         self.history = [dict(row) for row in state["history"]]
         self.seconds_before = float(state.get("seconds", 0.0))
+        self.row_state = {name: tensor.to(self.device) for name, tensor in state.get("rows", {}).items()}
+        self.row_fill = dict(state.get("row_fill", {}))
         self._prepare_tensors()
 
     def _elapsed(self) -> float:
@@ -386,6 +461,10 @@ class Fitter:
             self.loss_weights, image, wanted, alpha=alpha, target_alpha=target_alpha, weight=weight_map, mask=mask,
             opacities=params.opacities, scales=params.scales,
         )
+        if self.regulariser is not None:
+            extra, extra_terms = self.regulariser(RegulariserInput(scene, self.row_state, image, (y0, x0, height, width)))
+            loss = loss + extra
+            terms = {**terms, **extra_terms}
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FitDivergedError(
@@ -395,14 +474,34 @@ class Fitter:
         if interrupt is not None:
             interrupt.critical = True  # from here to the step boundary, Ctrl-C waits
         tensors = {name: getattr(scene, name) for name in self._trainable_names()}
+        frozen = self._frozen_rows()
+        if frozen is not None:
+            # Frozen primitives get no gradient, and their values are put back after the
+            # update so that neither Adam's momentum nor the clamp can move them.
+            kept = {}
+            for name, tensor in tensors.items():
+                if name not in self.optimizer.shared and tensor.grad is not None:
+                    tensor.grad[frozen] = 0
+                    kept[name] = tensor.detach()[frozen].clone()
         self.optimizer.step(tensors, factor)
         self._clamp()
+        if frozen is not None:
+            with torch.no_grad():
+                for name, values in kept.items():
+                    tensors[name][frozen] = values
         if "mse" in terms:
             quality = terms["mse"]  # the same (weighted, masked) mean: no need to compute it twice
         else:
             quality = float(mse(image.detach(), wanted.detach(), self._pixel_weight(rows, cols)))
         psnr = 10.0 * math.log10(1.0 / max(quality, 1e-12))
         return value, psnr, blur, terms
+
+    def _frozen_rows(self) -> torch.Tensor | None:
+        """Boolean mask of the primitives that must not move (None when all may)."""
+        trainable = self.row_state.get("trainable")
+        if trainable is None or bool(trainable.all()):
+            return None
+        return ~trainable.bool()
 
     @torch.no_grad()
     def _clamp(self) -> None:
@@ -475,6 +574,7 @@ class Fitter:
         if not rules.reseed:
             self.scene = scene.select(alive)
             self.optimizer.select(alive)
+            self._edit_row_state(alive)
             self._prepare_tensors()
             return count
         error = self._seeding_error(colour, alpha)
@@ -489,6 +589,7 @@ class Fitter:
         joined.background_logits = scene.background_logits.detach()
         self.scene = joined
         self.optimizer.reset(torch.arange(len(alive), len(order), device=self.device))
+        self._edit_row_state(order, fresh_from=len(alive))
         self._prepare_tensors()
         return count
 
@@ -503,6 +604,7 @@ class Fitter:
         self.scene = self.scene.detached().concat(fresh)
         self.scene.background_logits = background
         self.optimizer.append(count)
+        self._edit_row_state(append=count)
         self._prepare_tensors()
 
     def _maintain(self, done: int) -> None:
@@ -546,7 +648,7 @@ class Fitter:
         if self.step == 0 and self.on_frame is not None:
             self._emit_frame(0)
         bar = tqdm(total=steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True,
-                   file=sys.stderr, leave=True, desc="fit", mininterval=0.5)
+                   file=sys.stderr, leave=self.leave_progress, desc=self.label, mininterval=0.5)
         completed = True
         try:
             with _InterruptFlag() as interrupt:

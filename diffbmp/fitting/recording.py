@@ -70,11 +70,13 @@ def _load_frames(paths: list[Path]) -> list[np.ndarray]:
     return frames
 
 
-def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path | None, fps: int = 20) -> dict[str, Path]:
+def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path | None, fps: float = 20,
+                    hold: float = 1.5) -> dict[str, Path]:
     """Encode the frames in ``frames_dir`` as a GIF and/or an MP4 (H.264).
 
-    A missing ffmpeg does not stop the fit: the MP4 is skipped with a warning that says how
-    to get it. Returns the paths written.
+    ``hold`` seconds of the last frame are added (an animation of a fit lingers on its
+    result; a painted video uses 0). A missing ffmpeg does not stop the fit: the MP4 is
+    skipped with a warning that says how to get it. Returns the paths written.
     """
     paths = frame_paths(frames_dir)
     written: dict[str, Path] = {}
@@ -88,7 +90,7 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
         os.close(fd)
         try:
             # The last frame lingers so the result can be seen before the loop restarts.
-            durations = [1000.0 / fps] * (len(frames) - 1) + [1500.0]
+            durations = [1000.0 / fps] * (len(frames) - 1) + [max(1000.0 * hold, 1000.0 / fps)]
             iio.imwrite(temporary, np.stack(frames), extension=".gif", duration=durations, loop=0)
             publish_file(temporary, gif)
             written["gif"] = gif
@@ -102,7 +104,7 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
 
             imageio_ffmpeg.get_ffmpeg_exe()
         except (ImportError, RuntimeError) as error:
-            warnings.warn(f"fit.mp4 was not written: ffmpeg is not available ({error}); "
+            warnings.warn(f"{mp4.name} was not written: ffmpeg is not available ({error}); "
                           "install it with `pip install imageio-ffmpeg` (or set output.mp4: false)", stacklevel=2)
             return written
         fd, temporary = _atomic_path(mp4)
@@ -111,7 +113,7 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
             writer = iio2.get_writer(temporary, format="FFMPEG", fps=fps, codec="libx264", quality=8,
                                      macro_block_size=1, pixelformat="yuv420p")
             try:
-                for frame in frames + [frames[-1]] * int(fps * 1.5):
+                for frame in frames + [frames[-1]] * int(fps * hold):
                     # yuv420p needs even sides: repeat the last row/column where one is odd.
                     pad = ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0))
                     writer.append_data(np.pad(frame, pad, mode="edge"))
@@ -121,7 +123,7 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
             written["mp4"] = mp4
         except (OSError, RuntimeError) as error:
             Path(temporary).unlink(missing_ok=True)
-            warnings.warn(f"fit.mp4 was not written: the encoder failed ({error})", stacklevel=2)
+            warnings.warn(f"{mp4.name} was not written: the encoder failed ({error})", stacklevel=2)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise

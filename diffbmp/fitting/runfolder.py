@@ -20,7 +20,7 @@ import torch
 from ..errors import ConfigError
 from .recording import publish_file
 
-__all__ = ["RunFolder", "LOG_COLUMNS"]
+__all__ = ["RunFolder", "LOG_COLUMNS", "write_csv"]
 
 #: Columns of log.csv.
 LOG_COLUMNS = ("step", "loss", "psnr", "n", "blur", "seconds")
@@ -113,13 +113,8 @@ class RunFolder:
     def write_config(self, text: str) -> None:
         _write_text_atomic(self.config, text)
 
-    def write_log(self, history: list[dict[str, float]]) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(LOG_COLUMNS)
-        for row in history:
-            writer.writerow([_format(row.get(column)) for column in LOG_COLUMNS])
-        _write_text_atomic(self.log, buffer.getvalue())
+    def write_log(self, history: list[dict[str, float]], columns: tuple[str, ...] = LOG_COLUMNS) -> None:
+        write_csv(self.log, history, columns)
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """``torch.save`` to a temp file, then rename: a crash never leaves half a checkpoint."""
@@ -138,6 +133,16 @@ class RunFolder:
             return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         except Exception as error:  # a damaged or foreign file
             raise ConfigError(f"cannot read the checkpoint {str(self.checkpoint)!r} ({error}); pass --force to start over") from None
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    """Write ``rows`` (dicts) as CSV with ``columns``, atomically; missing values are empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_format(row.get(column)) for column in columns])
+    _write_text_atomic(path, buffer.getvalue())
 
 
 def _format(value: Any) -> str:
