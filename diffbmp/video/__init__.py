@@ -23,7 +23,7 @@ from .flow import optical_flow, warp
 from .metrics import flicker, mean_flicker, static_pixels
 from .sequence import VideoResult, fit_video, later_frame_config, run_video
 from .sources import Clip, FrameSelection, load_clip, load_frame_maps, natural_key, video_kind
-from .temporal import TemporalCosts, change_map, footprint_means, footprint_sums, penalty_weights, temporal_loss
+from .temporal import TemporalCosts, change_map, footprint_means, footprint_sums, hold_loss, hold_map, penalty_weights, temporal_loss
 
 __all__ = [
     "Clip",
@@ -40,6 +40,8 @@ __all__ = [
     "flow_shift",
     "footprint_means",
     "footprint_sums",
+    "hold_loss",
+    "hold_map",
     "later_frame_config",
     "load_clip",
     "load_frame_maps",
