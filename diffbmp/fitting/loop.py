@@ -353,6 +353,9 @@ class Fitter:
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint written by :meth:`state_dict`."""
         if state.get("format") != CHECKPOINT_FORMAT:
+            if state.get("format") == "diffbmp-video-checkpoint":
+                raise ConfigError("the run folder's checkpoint is a video fit's, but the target is a still image; resume "
+                                  "with the video target, choose another --out, or pass --force to replace that run")
             raise ConfigError("the checkpoint is not a diffbmp checkpoint; start a new run with --force")
         if list(state["bank"]) != list(self.bank.names):
             raise ConfigError(f"the checkpoint was made with primitives {state['bank']} but this run has {self.bank.names}")

@@ -37,7 +37,7 @@ from .carry import FrameStart, carry_over
 from .metrics import flicker as flicker_of
 from .metrics import mean_flicker
 from .outputs import VideoFolder, psd_indices, write_plot
-from .sources import Clip, FrameSelection, _is_map_sequence, load_clip, load_frame_maps, selected, video_kind
+from .sources import Clip, FrameSelection, _is_map_sequence, describe, load_clip, load_frame_maps, selected, video_kind
 from .temporal import TemporalCosts, hold_loss, temporal_loss
 
 __all__ = ["VideoResult", "run_video", "fit_video", "later_frame_config", "VIDEO_CHECKPOINT_FORMAT"]
@@ -144,6 +144,25 @@ def _regulariser(costs: TemporalCosts, temporal: Any, start: Mapping[str, Any], 
     return regularise
 
 
+def _clip_checksum(clip: Clip) -> list[list[float]]:
+    """Per-frame sums that tell whether a resumed run paints the same frames (files can change)."""
+    sums = []
+    for frame in clip.frames:
+        rgb = frame.rgb.detach().double().cpu()
+        ramp = torch.linspace(0, 1, rgb.shape[0], dtype=torch.float64).view(-1, 1, 1)
+        row = [float(rgb.sum()), float((rgb * ramp).sum())]
+        if frame.alpha is not None:
+            row.append(float(frame.alpha.detach().double().sum()))
+        sums.append(row)
+    return sums
+
+
+def _same_checksum(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> bool:
+    return len(a) == len(b) and all(
+        len(x) == len(y) and all(math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-6) for u, v in zip(x, y)) for x, y in zip(a, b)
+    )
+
+
 class _Sequence:
     """The state of a video fit between frames, and the loop over them."""
 
@@ -186,6 +205,7 @@ class _Sequence:
             "frame": self.frame,
             "count": len(self.clip),
             "indices": list(self.clip.indices),
+            "checksum": _clip_checksum(self.clip),
             "previous": previous,
             "painted": None if self.previous_painted is None else self.previous_painted.detach().cpu().clone(),
             "background": None if self.background is None else self.background.detach().cpu().clone(),
@@ -210,6 +230,10 @@ class _Sequence:
         if list(state["indices"]) != list(self.clip.indices):
             raise ConfigError(f"the run was started on frames {state['indices'][:3]}... ({state['count']} frames) but the "
                               f"clip now gives {len(self.clip)} frames; resume with the same clip, or pass --force")
+        saved = state.get("checksum")
+        if saved is not None and not _same_checksum(saved, _clip_checksum(self.clip)):
+            raise ConfigError("the frames differ from those the run was started on (same count, other pixels); resume "
+                              "with the same clip, or pass --force to start over")
         self.frame = int(state["frame"])
         if state["previous"] is not None:
             raw = dict(state["previous"])
@@ -468,7 +492,7 @@ def fit_video(
     Args:
         target: a video file (``.mp4``, ``.mov``, ``.avi``, ``.mkv``, ``.webm``, ...), an
             animated GIF, a folder of frames (sorted naturally), ``"demo:moving_disc"``,
-            ``"skimage:no_time_for_that_tiny"``, an array ``[T, H, W(, C)]`` or a list of images.
+            ``"skimage:no_time_for_that_tiny"``, an array ``[T, H, W, C]`` or a list of images.
         weight_map, mask: one map for every frame, or a sequence with one per frame.
         **options: config keys, e.g. ``video={"steps_per_frame": 40, "psd_frames": [0, -1]}``
             or ``video__temporal__weight=0``.
@@ -485,8 +509,9 @@ def fit_video(
     from ..fit import fit
 
     if video_kind(target) is None:
-        raise InputError(f"{target!r} is not a video: give a video file, an animated GIF, a folder of frames, "
-                         "'demo:moving_disc', or an array [T, H, W, C]; for a still image use diffbmp.fit")
+        raise InputError(f"{describe(target)} is not a video: give a video file, an animated GIF, a folder of frames, "
+                         "'demo:moving_disc', or an array [T, H, W, C] (a greyscale clip as [T, H, W, 1]); "
+                         "for a still image use diffbmp.fit")
     result = fit(target, primitives, n, steps, config=config, out=out, resume=resume, force=force, quiet=quiet,
                  callback=callback, weight_map=weight_map, mask=mask, **options)
     assert isinstance(result, VideoResult)

@@ -12,7 +12,7 @@ source, and the source's frame rate. The kind is told from the target itself:
 * a file ending in a video suffix (``.mp4``, ``.mov``, ``.avi``, ``.mkv``, ``.webm``, ...):
   read with imageio's ffmpeg plugin (the ffmpeg binary of imageio-ffmpeg);
 * a ``.gif`` with more than one frame: read with imageio (Pillow);
-* a numpy array ``[T, H, W]`` / ``[T, H, W, C]`` or a list of images.
+* a numpy array or tensor ``[T, H, W, C]`` (C = 1, 3 or 4) or a list of images.
 
 Anything else is a still image (:func:`video_kind` returns None).
 """
@@ -167,6 +167,18 @@ def video_kind(spec: Any) -> str | None:
     return None
 
 
+def describe(spec: Any) -> str:
+    """A short name for a target in messages: the text itself, or an array's type and shape."""
+    if isinstance(spec, (str, os.PathLike)):
+        return repr(os.fspath(spec))
+    shape = getattr(spec, "shape", None)
+    if shape is not None:
+        return f"a {type(spec).__name__} of shape {tuple(shape)}"
+    if isinstance(spec, (list, tuple)):
+        return f"a {type(spec).__name__} of {len(spec)} items"
+    return f"a {type(spec).__name__}"
+
+
 # ----------------------------------------------------------------------------- readers
 def frame_files(folder: str | os.PathLike, what: str = "target") -> list[Path]:
     """The image files of a frames folder in natural order (InputError when there are none)."""
@@ -319,6 +331,9 @@ def _read(spec: Any, kind: str, selection: FrameSelection, what: str, size: int 
     total = None if stopped else index + 1
     if total == 0:
         raise InputError(f"the {what} {source} has no frames; give a video, GIF or folder with at least one frame")
+    if not chosen and selection.stop is not None and selection.stop <= selection.start:
+        raise ConfigError(f"video.stop = {selection.stop} is not after video.start = {selection.start}: no frame is selected; "
+                          "choose a stop above the start (or null for the end of the clip)")
     if not chosen:
         count = f"has {total} frames" if total is not None else "has fewer frames"
         raise ConfigError(f"no frame of the {what} {source} is selected: it {count} but video.start = {selection.start}"
@@ -333,7 +348,7 @@ def load_clip(spec: Any, size: int | None = 256, selection: FrameSelection | Non
 
     Args:
         spec: a video file, an animated GIF, a folder of frames, ``demo:<name>``,
-            ``skimage:no_time_for_that_tiny``, an array ``[T, H, W(, C)]`` or a list of images.
+            ``skimage:no_time_for_that_tiny``, an array ``[T, H, W, C]`` or a list of images.
         size: longer side of the fitting canvas (None keeps the frames' size).
         selection: which frames (default: all).
         count_all: read to the end even after the last selected frame, so that
@@ -346,8 +361,9 @@ def load_clip(spec: Any, size: int | None = 256, selection: FrameSelection | Non
     """
     kind = video_kind(spec)
     if kind is None:
-        raise InputError(f"{spec!r} is not a video target: give a video file ({', '.join(VIDEO_SUFFIXES[:6])}, ...), "
-                         "an animated GIF, a folder of frames, 'demo:moving_disc', or an array [T, H, W, C]")
+        raise InputError(f"{describe(spec)} is not a video target: give a video file ({', '.join(VIDEO_SUFFIXES[:6])}, ...), "
+                         "an animated GIF, a folder of frames, 'demo:moving_disc', or an array [T, H, W, C] "
+                         "(a greyscale clip as [T, H, W, 1])")
     selection = selection or FrameSelection()
     chosen, total, fps, name, source = _read(spec, kind, selection, what, size, count_all)
     targets = [load_target(array, size) for _, array in chosen]
