@@ -18,13 +18,7 @@ from PIL import Image
 from diffbmp.cli import main
 from diffbmp.scene import Scene
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny canvases render faster on one thread (and much faster when the cores are busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 ROOT = Path(__file__).resolve().parent.parent

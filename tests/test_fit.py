@@ -18,13 +18,7 @@ from diffbmp.primitives import TextureBank
 from diffbmp.scene import Scene
 from diffbmp.targets import Target, load_target
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny canvases render faster on one thread (and much faster when the cores are busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 RAW = ("means", "log_scales", "rotations", "color_logits", "opacity_logits", "beta_logits", "background_logits")

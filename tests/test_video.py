@@ -41,13 +41,7 @@ from diffbmp.video import (
 from diffbmp.video.temporal import change_map, hold_loss, hold_map
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny canvases render faster on one thread (and much faster when the cores are busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _have_ffmpeg() -> bool:
