@@ -1,6 +1,10 @@
-"""The temporal loss: later frames of a video pay for changing their primitives.
+"""The temporal loss: later frames of a video pay for changing what did not change.
 
-For each primitive ``i`` of a later frame the penalty is
+It has two terms. The hold term (:func:`hold_loss`, ``video.temporal.weight``) is in image
+space: the painting's squared change from the previous painting (moved along the flow where
+the target moved), weighted per pixel by :func:`hold_map` of the target's change. The anchor
+term (:func:`temporal_loss`, ``video.temporal.anchor``, off by default) is in parameter
+space: for each primitive ``i`` of a later frame the penalty is
 
     w_i * ( c_means     * |mean_i - anchor_mean_i|^2                     (pixels^2)
           + c_scales    * |halfsize_i - anchor_halfsize_i|^2             (pixels^2)
