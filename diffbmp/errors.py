@@ -1,5 +1,7 @@
 """Exceptions raised for bad input; each message names the problem and the fix."""
 
+import os
+
 
 class DiffBMPError(Exception):
     """Base class of every error diffbmp raises on purpose."""
@@ -15,3 +17,21 @@ class ConfigError(DiffBMPError, ValueError):
 
 class BackendUnavailableError(DiffBMPError, RuntimeError):
     """The requested rendering backend cannot run on this machine."""
+
+
+def similar_files_hint(path: "str | os.PathLike[str]", cutoff: float = 0.6) -> str:
+    """`` Did you mean '...'?`` naming files beside a missing ``path`` whose names look like
+    its name, or an empty string when its folder holds none (or does not exist)."""
+    import difflib
+    from pathlib import Path
+
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        return ""
+    try:
+        names = sorted(child.name for child in folder.iterdir() if child.is_file())
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=cutoff)
+    return f" Did you mean {', '.join(repr(str(folder / c)) for c in close)}?" if close else ""

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import InputError, similar_files_hint
 
 __all__ = [
     "Target", "load_target", "load_map", "SKIMAGE_PREFIX", "SKIMAGE_ANIMATIONS", "skimage_names", "skimage_file", "canvas_shape",
@@ -184,17 +184,9 @@ def _existing_path(spec: str | os.PathLike, what: str) -> Path:
         return path
     if path.is_dir():
         raise InputError(f"{what} {str(path)!r} is a folder, not an image file")
-    hint = ""
     folder = path.parent if str(path.parent) else Path(".")
-    if folder.is_dir():
-        try:
-            names = sorted(child.name for child in folder.iterdir() if child.is_file())
-        except OSError:
-            names = []
-        close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.5)
-        if close:
-            hint = f" Did you mean {', '.join(repr(str(folder / c)) for c in close)}?"
-    elif not str(spec).startswith(SKIMAGE_PREFIX):
+    hint = similar_files_hint(path, cutoff=0.5)
+    if not folder.is_dir() and not str(spec).startswith(SKIMAGE_PREFIX):
         close = difflib.get_close_matches(str(spec), skimage_names(), n=1, cutoff=0.8)
         if close:
             hint = f" Did you mean 'skimage:{close[0]}'?"

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from ..errors import InputError
+from ..errors import InputError, similar_files_hint
 
 __all__ = ["load_image_rgba", "load_svg_rgba", "render_text_rgba", "white_to_alpha"]
 
@@ -58,17 +58,7 @@ def _existing_file(path: PathLike, what: str) -> Path:
         return p
     if p.is_dir():
         raise InputError(f"{what} {str(p)!r} is a folder, not a file")
-    hint = ""
-    folder = p.parent
-    if folder.is_dir():
-        try:
-            names = sorted(child.name for child in folder.iterdir() if child.is_file())
-        except OSError:
-            names = []
-        close = difflib.get_close_matches(p.name, names, n=3, cutoff=0.6)
-        if close:
-            hint = f" Did you mean {', '.join(repr(str(folder / c)) for c in close)}?"
-    raise InputError(f"{what} {str(p)!r} does not exist.{hint}")
+    raise InputError(f"{what} {str(p)!r} does not exist.{similar_files_hint(p, cutoff=0.6)}")
 
 
 def _premultiply(rgba: np.ndarray) -> np.ndarray:
