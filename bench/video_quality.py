@@ -8,6 +8,7 @@ not change) and how the two runs compare:
 
     python bench/video_quality.py
     python bench/video_quality.py --clips gif --pictures docs/images/quality
+    python bench/video_quality.py --seeds 0 1 2      # the spread over random starts
 
 ``gif`` is configs/video_gif.yaml (the animated GIF bundled with scikit-image) and
 ``moving_shape`` is configs/video_moving_shape.yaml (a generated clip: a disc gliding over
@@ -32,7 +33,7 @@ from diffbmp.config import load_config  # noqa: E402
 from diffbmp.fit import run  # noqa: E402
 
 CLIPS = {"gif": ROOT / "configs" / "video_gif.yaml", "moving_shape": ROOT / "configs" / "video_moving_shape.yaml"}
-HEADER = "| clip | frames | canvas | temporal weight | mean PSNR (dB) | lowest PSNR (dB) | flicker | seconds |"
+HEADER = "| clip | seed | frames | canvas | temporal weight | mean PSNR (dB) | lowest PSNR (dB) | flicker | seconds |"
 
 
 def fit_clip(config_path: Path, weight: float | None, overrides: list[str]):
@@ -93,33 +94,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", nargs="+", choices=sorted(CLIPS), default=sorted(CLIPS))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every run (e.g. --set video.max_frames=12)")
-    parser.add_argument("--pictures", type=Path, help="folder for the per-clip plot and frame strip")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[], help="fit each clip with each of these seeds "
+                        "(default: the config's seed)")
+    parser.add_argument("--pictures", type=Path, help="folder for the per-clip plot and frame strip (of the first seed)")
     args = parser.parse_args(argv)
 
     rows = [HEADER, "|---" * (HEADER.count("|") - 1) + "|"]
     summary = []
     for name in args.clips:
         path = CLIPS[name]
-        runs = {}
-        for label, weight in (("temporal loss", None), ("no temporal loss", 0.0)):
-            began = time.perf_counter()
-            result = fit_clip(path, weight, args.overrides)
-            seconds = time.perf_counter() - began
-            runs[label] = result
-            psnrs = result.psnrs
-            rows.append(f"| {name} | {len(psnrs)} | {result.clip.width}x{result.clip.height} | "
-                        f"{result.config.video.temporal.weight:g} | {sum(psnrs) / len(psnrs):.2f} | {min(psnrs):.2f} | "
-                        f"{result.flicker:.3f} | {seconds:.0f} |")
-            print(rows[-1], file=sys.stderr, flush=True)
-        with_loss, without = runs["temporal loss"], runs["no temporal loss"]
-        ratio = without.flicker / with_loss.flicker if with_loss.flicker > 0 else math.inf
-        summary.append(f"{name}: the temporal loss cuts flicker {ratio:.2f}x "
-                       f"({without.flicker:.3f} -> {with_loss.flicker:.3f} grey levels) "
-                       f"at a PSNR cost of {without.psnr - with_loss.psnr:.2f} dB")
-        if args.pictures is not None:
-            args.pictures.mkdir(parents=True, exist_ok=True)
-            plot(args.pictures / f"video_{name}_psnr.png", Path(path).name, runs)
-            strip(args.pictures / f"video_{name}_frames.jpg", runs)
+        ratios, costs = [], []
+        for seed in args.seeds or [None]:
+            overrides = list(args.overrides) + ([] if seed is None else [f"seed={seed}"])
+            runs = {}
+            for label, weight in (("temporal loss", None), ("no temporal loss", 0.0)):
+                began = time.perf_counter()
+                result = fit_clip(path, weight, overrides)
+                seconds = time.perf_counter() - began
+                runs[label] = result
+                psnrs = result.psnrs
+                rows.append(f"| {name} | {result.config.seed} | {len(psnrs)} | {result.clip.width}x{result.clip.height} | "
+                            f"{result.config.video.temporal.weight:g} | {sum(psnrs) / len(psnrs):.2f} | {min(psnrs):.2f} | "
+                            f"{result.flicker:.3f} | {seconds:.0f} |")
+                print(rows[-1], file=sys.stderr, flush=True)
+            with_loss, without = runs["temporal loss"], runs["no temporal loss"]
+            ratio = without.flicker / with_loss.flicker if with_loss.flicker > 0 else math.inf
+            ratios.append(ratio)
+            costs.append(without.psnr - with_loss.psnr)
+            summary.append(f"{name}, seed {with_loss.config.seed}: the temporal loss cuts flicker {ratio:.2f}x "
+                           f"({without.flicker:.3f} -> {with_loss.flicker:.3f} grey levels) "
+                           f"at a PSNR cost of {costs[-1]:.2f} dB")
+            if args.pictures is not None and len(ratios) == 1:
+                args.pictures.mkdir(parents=True, exist_ok=True)
+                plot(args.pictures / f"video_{name}_psnr.png", Path(path).name, runs)
+                strip(args.pictures / f"video_{name}_frames.jpg", runs)
+        if len(ratios) > 1:
+            summary.append(f"{name}, {len(ratios)} seeds: flicker cut {min(ratios):.2f}x to {max(ratios):.2f}x "
+                           f"(mean {sum(ratios) / len(ratios):.2f}x), PSNR cost {min(costs):.2f} to {max(costs):.2f} dB "
+                           f"(mean {sum(costs) / len(costs):.2f} dB)")
     print("\n".join(rows))
     print()
     print("\n".join(summary))

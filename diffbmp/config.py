@@ -182,7 +182,7 @@ class OutputConfig(_Section):
 class TemporalConfig(_Section):
     """The temporal loss of a video fit: later frames pay for changing what did not change."""
 
-    weight: float = Field(1.5, ge=0, le=10**6, description="weight of the hold term (0: off): the painting's squared change "
+    weight: float = Field(2.0, ge=0, le=10**6, description="weight of the hold term (0: off): the painting's squared change "
                           "from the previous painting (moved along the optical flow), per pixel, times how still the target "
                           "is there; scaled like the image MSE, so 1 makes a still pixel cost as much to change as to be wrong")
     change_scale: float = Field(0.03, gt=0, le=1, description="target change (|difference|, 0..1, after following the flow) "
@@ -211,6 +211,10 @@ class VideoConfig(_Section):
     steps_per_frame: int = Field(100, ge=1, le=10**7, description="optimisation steps of each frame after the first "
                                  "(the first frame is a full fit of `steps`)")
     lr_scale: float = Field(1.0, gt=0, le=10, description="learning rates of the later frames are optim.lr times this")
+    still_lr: float = Field(0.3, gt=0, le=1, description="in later frames, a primitive over content that did not change "
+                            "learns at this fraction of the rates, rising to the full rates as the change under it grows "
+                            "(half way at video.temporal.change_scale); 1: every primitive at full rates. Restarting an "
+                            "already good painting at full rates would jolt it")
     blur_start: float = Field(0.25, ge=0, le=64, description="blur at the first step of a later frame (annealed to blur.end "
                               "like the first frame; low, since the frame starts from a good painting)")
     prune_every: int = Field(0, ge=0, le=10**7, description="prune and re-seed every this many steps of a later frame "

@@ -91,6 +91,32 @@ def test_row_adam_matches_torch_adam_and_resets_rows():
     assert ours.state["x"]["m"].shape == (5, 2) and ours.state["x"]["t"].tolist() == [5, 5, 0, 0, 0]
 
 
+def test_row_adam_row_scale_scales_each_rows_step():
+    start = torch.tensor([[1.0, -2.0], [3.0, 0.5], [-1.0, 2.0]])
+    scale = torch.tensor([1.0, 0.3, 0.0])
+    runs = {}
+    for label, row_scale in (("full", None), ("scaled", scale)):
+        rows = start.clone().requires_grad_(True)
+        background = torch.zeros(3, requires_grad=True)
+        adam = RowAdam({"x": 0.1, "bg": 0.1}, shared=("bg",))
+        steps = []
+        for _ in range(4):
+            rows.grad = background.grad = None
+            ((rows**2).sum() + (background - 1).pow(2).sum()).backward()
+            before = rows.detach().clone()
+            adam.step({"x": rows, "bg": background}, row_scale=row_scale)
+            steps.append(rows.detach() - before)
+        runs[label] = (rows.detach(), background.detach(), steps)
+    full, scaled = runs["full"], runs["scaled"]
+    # The first step of each row is its scale times the full-rate step (same moments).
+    np.testing.assert_allclose(scaled[2][0].numpy(), (full[2][0] * scale[:, None]).numpy(), rtol=1e-5)
+    assert torch.equal(scaled[0][0], full[0][0])  # scale 1: the same path
+    assert torch.equal(scaled[0][2], start[2])  # scale 0: frozen
+    assert float((scaled[0][1] - start[1]).abs().min()) > 0
+    assert float((scaled[0][1] - start[1]).abs().max()) < float((full[0][1] - start[1]).abs().max())
+    assert torch.equal(scaled[1], full[1])  # shared tensors keep their full rate
+
+
 # ----------------------------------------------------------------------------- fits
 SMALL = dict(size=48, quiet=True)
 

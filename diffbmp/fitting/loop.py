@@ -176,7 +176,8 @@ class Fitter:
         self.leave_progress = True  # a video fit clears each frame's bar and prints a line instead
         #: Per-primitive tensors that follow the rows through pruning and stages (row i
         #: belongs to primitive i); rows added later get ``row_fill[name]``. The boolean
-        #: row state "trainable", when present, freezes the primitives where it is False.
+        #: row state "trainable", when present, freezes the primitives where it is False;
+        #: "lr_scale", when present, multiplies each primitive's learning rates.
         self.row_state: dict[str, torch.Tensor] = {}
         self.row_fill: dict[str, float | bool] = {}
         self.analysis = analyse_target(target.rgb, target.alpha, mask)
@@ -486,7 +487,7 @@ class Fitter:
                 if name not in self.optimizer.shared and tensor.grad is not None:
                     tensor.grad[frozen] = 0
                     kept[name] = tensor.detach()[frozen].clone()
-        self.optimizer.step(tensors, factor)
+        self.optimizer.step(tensors, factor, row_scale=self.row_state.get("lr_scale"))
         self._clamp()
         if frozen is not None:
             with torch.no_grad():

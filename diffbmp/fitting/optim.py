@@ -36,8 +36,12 @@ class RowAdam:
         return state
 
     @torch.no_grad()
-    def step(self, tensors: dict[str, torch.Tensor], factor: float = 1.0) -> None:
-        """Update every tensor with a positive learning rate and a gradient, in place."""
+    def step(self, tensors: dict[str, torch.Tensor], factor: float = 1.0, row_scale: torch.Tensor | None = None) -> None:
+        """Update every tensor with a positive learning rate and a gradient, in place.
+
+        ``row_scale`` [N], when given, multiplies the learning rates of each row of the
+        per-row tensors (not the shared ones).
+        """
         beta1, beta2 = self.betas
         for name, tensor in tensors.items():
             lr = self.lrs.get(name, 0.0) * factor
@@ -53,6 +57,8 @@ class RowAdam:
             correction1 = (1 - torch.pow(beta1, t)).reshape(shape)
             correction2 = (1 - torch.pow(beta2, t)).reshape(shape)
             denominator = (v / correction2).sqrt_().add_(self.eps)
+            if row_scale is not None and name not in self.shared:
+                denominator.div_(row_scale.to(tensor.dtype).reshape(shape))
             tensor.addcdiv_(m / correction1, denominator, value=-lr)
 
     # ------------------------------------------------------------------ row edits

@@ -21,11 +21,13 @@ from ..scene import Scene
 from .flow import consistent, optical_flow, sample, warp
 from .temporal import change_map, footprint_means, footprint_sums, hold_map, penalty_weights
 
-__all__ = ["FrameStart", "motion_evidence", "flow_shift", "carry_over"]
+__all__ = ["FrameStart", "moving_content", "flow_shift", "carry_over"]
 
-#: A primitive moves only when its footprint holds at least this much evidence of motion
-#: (pixels x intensity: about one pixel whose change the flow explains clearly).
-_MIN_EVIDENCE = 0.25
+#: A primitive is carried by the flow only when at least this many of the pixels it shows
+#: move (alpha x transmittance), and ...
+_MIN_MOVING = 0.25
+#: ... they are at least this share of all it shows.
+_MAJORITY = 0.5
 
 
 @dataclass
@@ -37,6 +39,8 @@ class FrameStart:
         anchor: the activated parameters of ``scene`` (the temporal loss's reference).
         weights: [N] temporal penalty weights (0 when the temporal loss is off).
         trainable: [N] bool, False for primitives frozen by ``video.only_changed``.
+        lr_scale: [N] learning-rate factor of each primitive (``video.still_lr`` over still
+            content, rising to 1 where the target changed).
         change: [N] mean target change over each primitive's visible pixels (0..1).
         shift: [N, 2] how far the flow moved each centre, pixels.
         background: [3] the previous background colour (the anchor of a learned one).
@@ -50,6 +54,7 @@ class FrameStart:
     anchor: PrimitiveParams
     weights: torch.Tensor
     trainable: torch.Tensor
+    lr_scale: torch.Tensor
     change: torch.Tensor
     shift: torch.Tensor
     background: torch.Tensor
@@ -58,47 +63,56 @@ class FrameStart:
     hold: torch.Tensor
 
 
-def motion_evidence(previous: torch.Tensor, current: torch.Tensor, forward: torch.Tensor,
-                    backward: torch.Tensor | None = None) -> torch.Tensor:
-    """How much better the flow explains each pixel's next value than standing still [H, W]:
-    ``|current(p) - previous(p)| - |current(p + forward(p)) - previous(p)|`` (largest
-    channel), clipped at 0, and 0 where the flows disagree (content that gets covered up).
+def moving_content(previous: torch.Tensor, current: torch.Tensor, forward: torch.Tensor,
+                   backward: torch.Tensor | None = None, min_motion: float = 1.0) -> torch.Tensor:
+    """Where the flow is a real motion of the content [H, W] (1.0 or 0.0).
 
-    Zero on still content, however much a smooth flow field bleeds into it from a moving
-    neighbour; positive where something moved and the flow followed it.
+    A pixel ``p`` counts when the flow moves it by at least ``min_motion`` pixels, the
+    forward and backward flows agree there, and its content, arriving at ``q = p + forward(p)``,
+    explains the next frame at ``q`` at least as well as staying still does, both at ``q``
+    (what was there before) and at ``p`` (within one 8-bit level).
+
+    A smooth flow field bleeds out of a moving object into the still content around it.
+    That content fails the test at ``q``, which is explained better by staying as it was:
+    so the background next to a moving object is not carried along with it. Inside a
+    flat-coloured object, where every explanation fits, the flow is trusted.
     """
-    still = (current - previous).abs().amax(dim=-1)
-    followed = (warp(current, forward) - previous).abs().amax(dim=-1)
-    evidence = (still - followed).clamp_min(0)
+    tolerance = 1.0 / 255.0
+    arrived = warp(current, forward)  # the next frame at q
+    followed = (arrived - previous).abs().amax(dim=-1)
+    stayed_at_q = (arrived - warp(previous, forward)).abs().amax(dim=-1)
+    stayed_at_p = (current - previous).abs().amax(dim=-1)
+    moves = (forward.norm(dim=-1) >= min_motion) & (followed <= torch.minimum(stayed_at_q, stayed_at_p) + tolerance)
     if backward is not None:
-        evidence = evidence * consistent(forward, backward).to(evidence.dtype)
-    return evidence
+        moves = moves & consistent(forward, backward)
+    return moves.to(previous.dtype)
 
 
-def flow_shift(scene: Scene, forward: torch.Tensor, evidence: torch.Tensor | None = None, *, at: str = "footprint",
+def flow_shift(scene: Scene, forward: torch.Tensor, moving: torch.Tensor | None = None, *, at: str = "footprint",
                prepared: PreparedBank | TextureBank | None = None, backend: str | None = None) -> torch.Tensor:
     """How far the flow carries each primitive's centre [N, 2].
 
     Args:
         forward: flow [H, W, 2] from the scene's frame to the next.
-        evidence: [H, W] how much each pixel's motion is supported (:func:`motion_evidence`);
-            needed for "footprint".
-        at: "centre": the flow at the centre. "footprint": the mean flow over the pixels the
-            primitive shows, weighted by the evidence of motion there; a primitive with
-            (almost) no evidence under it stays where it is. So a background primitive next
-            to a moving object is not dragged along by the flow that bleeds out of it, and a
-            large primitive partly hidden by others moves with what it shows.
+        moving: [H, W] where the content really moves (:func:`moving_content`); needed for
+            "footprint".
+        at: "centre": the flow at the centre. "footprint": the mean flow over the moving
+            pixels that the primitive shows (alpha times transmittance), when they are most
+            of what it shows; otherwise it stays where it is. So a background primitive that
+            a moving object passes over stays, and a primitive partly hidden by others moves
+            with what it shows.
     """
     centres = scene.means.detach()
     if at == "centre":
         return sample(forward, centres)
-    if evidence is None:
-        raise ValueError("flow_shift(at='footprint') needs the evidence map")
-    maps = torch.cat([forward * evidence.unsqueeze(-1), evidence.unsqueeze(-1)], dim=2)
-    _, sums = footprint_sums(scene, maps, prepared=prepared, backend=backend)
-    weight = sums[:, 2:3]
-    mean = sums[:, :2] / weight.clamp_min(_MIN_EVIDENCE)
-    return torch.where(weight >= _MIN_EVIDENCE, mean, torch.zeros_like(mean))
+    if moving is None:
+        raise ValueError("flow_shift(at='footprint') needs the map of moving content")
+    maps = torch.cat([forward * moving.unsqueeze(-1), moving.unsqueeze(-1)], dim=2)
+    visible, sums = footprint_sums(scene, maps, prepared=prepared, backend=backend)
+    shown_moving = sums[:, 2:3]
+    mean = sums[:, :2] / shown_moving.clamp_min(_MIN_MOVING)
+    carried = (shown_moving >= _MIN_MOVING) & (shown_moving >= _MAJORITY * visible.unsqueeze(1))
+    return torch.where(carried, mean, torch.zeros_like(mean))
 
 
 def _dilate(change: torch.Tensor, radius: int) -> torch.Tensor:
@@ -135,8 +149,8 @@ def carry_over(previous: Scene, previous_image: torch.Tensor, image: torch.Tenso
     if video.flow != "none":
         forward = optical_flow(previous_image, image, video.flow)
         backward = optical_flow(image, previous_image, video.flow)
-        evidence = motion_evidence(previous_image, image, forward, backward)
-        shift = flow_shift(previous, forward, evidence, at=video.flow_at, prepared=prepared, backend=backend)
+        moving = moving_content(previous_image, image, forward, backward)
+        shift = flow_shift(previous, forward, moving, at=video.flow_at, prepared=prepared, backend=backend)
         start = _moved(previous, shift, margin)
         followed = change_map(previous_image, image, backward)
         # Content that stayed is held to the painting as it was; content that moved, to the
@@ -161,13 +175,15 @@ def carry_over(previous: Scene, previous_image: torch.Tensor, image: torch.Tenso
         trainable = change > video.change_threshold
     else:
         trainable = torch.ones(len(start), dtype=torch.bool, device=change.device)
+    # A primitive over still content learns slowly, one over a change at the full rates.
+    lr_scale = 1.0 - (1.0 - video.still_lr) * hold_map(change, temporal.change_scale)
     params = start.params()
     _, alpha = composite_premultiplied(params, prepared if prepared is not None else start.bank, height, width, blur=0.0, backend=backend)
     uncovered = float((1 - alpha).mean())
     overall = float(torch.minimum(still, followed).mean())
     background_weight = temporal.anchor * uncovered / (1.0 + (overall / temporal.change_scale) ** 2)
     return FrameStart(
-        scene=start, anchor=params.map(lambda t: t.detach().clone()), weights=weights, trainable=trainable, change=change,
-        shift=shift, background=torch.sigmoid(previous.background_logits.detach()), background_weight=background_weight,
+        scene=start, anchor=params.map(lambda t: t.detach().clone()), weights=weights, trainable=trainable,
+        lr_scale=lr_scale, change=change, shift=shift, background=torch.sigmoid(previous.background_logits.detach()), background_weight=background_weight,
         reference=reference, hold=hold_map(_dilate(torch.minimum(still, followed), temporal.release), temporal.change_scale),
     )

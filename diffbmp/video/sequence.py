@@ -307,6 +307,7 @@ class _Sequence:
             # Re-seeded primitives (video.prune_every) have no anchor: weight 0, trainable.
             fitter.set_row_state("temporal_weight", start.weights, 0.0)
             fitter.set_row_state("trainable", start.trainable, True)
+            fitter.set_row_state("lr_scale", start.lr_scale, 1.0)
         return fitter, start_info
 
     def _noise_background(self) -> bool:
