@@ -10,26 +10,6 @@
 namespace diffbmp {
 namespace {
 
-template <typename T>
-cpu::SceneView<T> view_of(const CompositeInputs& in) {
-  cpu::SceneView<T> s;
-  s.n = in.means.size(0);
-  s.means = in.means.data_ptr<T>();
-  s.rotations = in.rotations.data_ptr<T>();
-  s.scales = in.scales.data_ptr<T>();
-  s.colors = in.colors.data_ptr<T>();
-  s.opacities = in.opacities.data_ptr<T>();
-  s.beta = in.beta.data_ptr<T>();
-  s.shape_ids = in.shape_ids.data_ptr<int32_t>();
-  s.texels = in.texels.data_ptr<T>();
-  s.level_table = in.level_table.data_ptr<int32_t>();
-  s.entries = in.entries.data_ptr<int32_t>();
-  s.height = int(in.height);
-  s.width = int(in.width);
-  s.sigma_e = effective_sigma<T>(T(in.blur));
-  return s;
-}
-
 void check_shape_ids(const CompositeInputs& in, const char* op) {
   if (in.shape_ids.numel() == 0) return;
   const int64_t lo = in.shape_ids.min().item<int64_t>(), hi = in.shape_ids.max().item<int64_t>();
@@ -56,7 +36,7 @@ std::vector<at::Tensor> composite_forward_cpu(const CompositeInputs& in) {
   at::Tensor prim_start = at::empty({n + 1}, lopts);
   at::Tensor tile_start, sorted_prim, pair_slot;
   AT_DISPATCH_FLOATING_TYPES(in.means.scalar_type(), "composite_forward_cpu", [&] {
-    const cpu::SceneView<scalar_t> s = view_of<scalar_t>(in);
+    const cpu::SceneView<scalar_t> s(scene_inputs<scalar_t>(in));
     const auto geoms = cpu::prepare_all(s);
     const int64_t pairs = cpu::count_pairs(s, geoms, prim_start.data_ptr<int64_t>());
     tile_start = at::empty({s.num_tiles() + 1}, lopts);
@@ -87,7 +67,7 @@ at::Tensor composite_backward_cpu(const CompositeInputs& in, const at::Tensor& g
   at::Tensor pair_grads = at::zeros({sorted_prim.size(0), int64_t(GRAD_SLOTS)}, in.means.options());
   at::Tensor grads = at::empty({n, int64_t(GRAD_SLOTS)}, in.means.options());
   AT_DISPATCH_FLOATING_TYPES(dtype, "composite_backward_cpu", [&] {
-    const cpu::SceneView<scalar_t> s = view_of<scalar_t>(in);
+    const cpu::SceneView<scalar_t> s(scene_inputs<scalar_t>(in));
     const auto geoms = cpu::prepare_all(s);
     cpu::backward_tiles(s, geoms, tile_start.data_ptr<int64_t>(), sorted_prim.data_ptr<int32_t>(),
                         pair_slot.data_ptr<int64_t>(), grad_colour.data_ptr<scalar_t>(),

@@ -13,35 +13,25 @@
 #include "diffbmp/constants.h"
 #include "diffbmp/geometry.h"
 #include "diffbmp/pixel.h"
+#include "diffbmp/scene_inputs.h"
 
 namespace diffbmp {
 namespace cpu {
 
 constexpr int TILE_PIXELS = TILE_SIZE * TILE_SIZE;
 
-// Read-only inputs of one composite call.
+// The inputs of one composite call, with the tile grid and per-primitive look.
 template <typename T>
-struct SceneView {
-  int64_t n;
-  const T* means;      // [N, 2]
-  const T* rotations;  // [N]
-  const T* scales;     // [N, 2]
-  const T* colors;     // [N, 3]
-  const T* opacities;  // [N]
-  const T* beta;       // [N]
-  const int32_t* shape_ids;    // [N]
-  const T* texels;             // [T, 4]
-  const int32_t* level_table;  // [E, MAX_LEVELS, MAX_LEVELS, 3]
-  const int32_t* entries;      // [E, 5]
-  int height, width;
-  T sigma_e;
+struct SceneView : SceneInputs<T> {
+  explicit SceneView(const SceneInputs<T>& inputs) : SceneInputs<T>(inputs) {}
 
-  int tiles_x() const { return (width + TILE_SIZE - 1) / TILE_SIZE; }
-  int tiles_y() const { return (height + TILE_SIZE - 1) / TILE_SIZE; }
+  int tiles_x() const { return (this->width + TILE_SIZE - 1) / TILE_SIZE; }
+  int tiles_y() const { return (this->height + TILE_SIZE - 1) / TILE_SIZE; }
   int64_t num_tiles() const { return int64_t(tiles_x()) * tiles_y(); }
 
   PrimLook<T> look(int64_t i) const {
-    return PrimLook<T>{{colors[3 * i], colors[3 * i + 1], colors[3 * i + 2]}, opacities[i], beta[i]};
+    const T* c = this->colors + 3 * i;
+    return PrimLook<T>{{c[0], c[1], c[2]}, this->opacities[i], this->beta[i]};
   }
 };
 

@@ -18,26 +18,6 @@ using cuda::check_cuda;
 
 constexpr int64_t INT32_LIMIT = std::numeric_limits<int32_t>::max();
 
-template <typename T>
-cuda::SceneArgs<T> scene_of(const CompositeInputs& in) {
-  cuda::SceneArgs<T> s;
-  s.n = in.means.size(0);
-  s.means = in.means.data_ptr<T>();
-  s.rotations = in.rotations.data_ptr<T>();
-  s.scales = in.scales.data_ptr<T>();
-  s.colors = in.colors.data_ptr<T>();
-  s.opacities = in.opacities.data_ptr<T>();
-  s.beta = in.beta.data_ptr<T>();
-  s.shape_ids = in.shape_ids.data_ptr<int32_t>();
-  s.texels = in.texels.data_ptr<T>();
-  s.level_table = in.level_table.data_ptr<int32_t>();
-  s.entries = in.entries.data_ptr<int32_t>();
-  s.height = int(in.height);
-  s.width = int(in.width);
-  s.sigma_e = effective_sigma<T>(T(in.blur));
-  return s;
-}
-
 void check_device(const CompositeInputs& in, const char* op) {
   TORCH_CHECK(cuda::on_backend_device(in.means), op, ": means must be on ", cuda::BACKEND_DEVICE, ", got ",
               in.means.device());
@@ -89,7 +69,7 @@ std::vector<at::Tensor> composite_forward_cuda(const CompositeInputs& in) {
   at::Tensor sorted_prim, prims;
   AT_DISPATCH_FLOATING_TYPES(in.means.scalar_type(), "composite_forward_cuda", [&] {
     using Prim = cuda::Prim<scalar_t>;
-    const cuda::SceneArgs<scalar_t> s = scene_of<scalar_t>(in);
+    const cuda::SceneArgs<scalar_t> s = scene_inputs<scalar_t>(in);
     prims = byte_buffer(n * int64_t(sizeof(Prim)), in.means);
     Prim* prims_ptr = reinterpret_cast<Prim*>(prims.data_ptr<uint8_t>());
 
@@ -168,7 +148,7 @@ at::Tensor composite_backward_cuda(const CompositeInputs& in, const at::Tensor& 
   AT_DISPATCH_FLOATING_TYPES(dtype, "composite_backward_cuda", [&] {
     using Prim = cuda::Prim<scalar_t>;
     check_tensor(prims, op, "saved prims", at::kByte, device, {std::max<int64_t>(1, n * int64_t(sizeof(Prim)))});
-    const cuda::SceneArgs<scalar_t> s = scene_of<scalar_t>(in);
+    const cuda::SceneArgs<scalar_t> s = scene_inputs<scalar_t>(in);
     check_cuda(cuda::backward(s, reinterpret_cast<const Prim*>(prims.data_ptr<uint8_t>()),
                               tile_start.data_ptr<int32_t>(), sorted_prim.data_ptr<int32_t>(),
                               grad_colour.data_ptr<scalar_t>(), grad_alpha.data_ptr<scalar_t>(),

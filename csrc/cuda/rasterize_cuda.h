@@ -17,6 +17,7 @@
 #include "diffbmp/constants.h"
 #include "diffbmp/geometry.h"
 #include "diffbmp/pixel.h"
+#include "diffbmp/scene_inputs.h"
 
 namespace diffbmp {
 namespace cuda {
@@ -32,23 +33,9 @@ struct Prim {
   PrimLook<T> look;
 };
 
-// Read-only inputs of one composite call.
+// Read-only inputs of one composite call (csrc/include/diffbmp/scene_inputs.h).
 template <typename T>
-struct SceneArgs {
-  int64_t n;
-  const T* means;              // [N, 2]
-  const T* rotations;          // [N]
-  const T* scales;             // [N, 2]
-  const T* colors;             // [N, 3]
-  const T* opacities;          // [N]
-  const T* beta;               // [N]
-  const int32_t* shape_ids;    // [N]
-  const T* texels;             // [T, 4]
-  const int32_t* level_table;  // [E, MAX_LEVELS, MAX_LEVELS, 3]
-  const int32_t* entries;      // [E, 5]
-  int height, width;
-  T sigma_e;
-};
+using SceneArgs = SceneInputs<T>;
 
 DIFFBMP_HD inline int tiles_x_of(int width) { return (width + TILE_SIZE - 1) / TILE_SIZE; }
 DIFFBMP_HD inline int tiles_y_of(int height) { return (height + TILE_SIZE - 1) / TILE_SIZE; }

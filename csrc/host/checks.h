@@ -8,6 +8,8 @@
 #include <string>
 
 #include "diffbmp/constants.h"
+#include "diffbmp/geometry.h"
+#include "diffbmp/scene_inputs.h"
 
 namespace diffbmp {
 
@@ -55,5 +57,26 @@ struct CompositeInputs {
     TORCH_CHECK(n < (int64_t(1) << 31), op, ": at most 2^31 - 1 primitives are supported, got ", n);
   }
 };
+
+// The raw view of checked inputs that both backends' rasterisers read.
+template <typename T>
+SceneInputs<T> scene_inputs(const CompositeInputs& in) {
+  SceneInputs<T> s;
+  s.n = in.means.size(0);
+  s.means = in.means.data_ptr<T>();
+  s.rotations = in.rotations.data_ptr<T>();
+  s.scales = in.scales.data_ptr<T>();
+  s.colors = in.colors.data_ptr<T>();
+  s.opacities = in.opacities.data_ptr<T>();
+  s.beta = in.beta.data_ptr<T>();
+  s.shape_ids = in.shape_ids.data_ptr<int32_t>();
+  s.texels = in.texels.data_ptr<T>();
+  s.level_table = in.level_table.data_ptr<int32_t>();
+  s.entries = in.entries.data_ptr<int32_t>();
+  s.height = int(in.height);
+  s.width = int(in.width);
+  s.sigma_e = effective_sigma<T>(T(in.blur));
+  return s;
+}
 
 }  // namespace diffbmp
