@@ -46,6 +46,19 @@ from diffbmp.video.temporal import change_map, hold_loss, hold_map
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
+def fail_on_call(function, call: int, error: BaseException):
+    """A stand-in for ``function`` that raises ``error`` on its ``call``-th call (1-based)."""
+    calls = {"n": 0}
+
+    def stand_in(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise error
+        return function(*args, **kwargs)
+
+    return stand_in
+
+
 def _have_ffmpeg() -> bool:
     try:
         import imageio_ffmpeg
@@ -557,15 +570,7 @@ def test_stop_crash_and_interrupt_then_resume(tmp_path, straight_run, monkeypatc
         assert_same_scene(a, b)
     # 2. The resumed run crashes while writing frame 2's painting (after its last step).
     real = sequence_module.write_png
-    calls = {"n": 0}
-
-    def failing_write_png(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("disk full")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(sequence_module, "write_png", failing_write_png)
+    monkeypatch.setattr(sequence_module, "write_png", fail_on_call(real, 1, RuntimeError("disk full")))
     with pytest.raises(RuntimeError, match="disk full"):
         diffbmp.fit_video(RESUME_CLIP, ["circle"], out=out, resume=True, **RESUMABLE)
     monkeypatch.setattr(sequence_module, "write_png", real)
@@ -590,15 +595,8 @@ def test_stop_crash_and_interrupt_then_resume(tmp_path, straight_run, monkeypatc
 def test_interrupt_between_frames_resumes_exactly(tmp_path, straight_run, monkeypatch):
     out = tmp_path / "run"
     real = sequence_module.carry_over
-    calls = {"n": 0}
-
-    def interrupted_carry_over(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:  # while frame 2's start is being worked out: frames 0 and 1 are finished
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(sequence_module, "carry_over", interrupted_carry_over)
+    # Interrupted while frame 2's start is being worked out: frames 0 and 1 are finished.
+    monkeypatch.setattr(sequence_module, "carry_over", fail_on_call(real, 2, KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         diffbmp.fit_video(RESUME_CLIP, ["circle"], out=out, **RESUMABLE)
     monkeypatch.setattr(sequence_module, "carry_over", real)
@@ -613,15 +611,8 @@ def test_a_crash_with_periodic_checkpoints_resumes_exactly(tmp_path, monkeypatch
     straight = diffbmp.fit_video(RESUME_CLIP, ["circle"], **options)
     out = tmp_path / "run"
     real = sequence_module.write_png
-    calls = {"n": 0}
-
-    def failing_write_png(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:  # frame 1's painting, after its last step
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(sequence_module, "write_png", failing_write_png)
+    # Interrupted while writing frame 1's painting, after its last step.
+    monkeypatch.setattr(sequence_module, "write_png", fail_on_call(real, 2, KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         diffbmp.fit_video(RESUME_CLIP, ["circle"], out=out, **options)
     monkeypatch.setattr(sequence_module, "write_png", real)
@@ -659,15 +650,7 @@ def test_resuming_between_frames_with_other_frames_is_refused(tmp_path, monkeypa
     pixels = demo_frames(frames=4, size=24)
     out = tmp_path / "run"
     real = sequence_module.carry_over
-    calls = {"n": 0}
-
-    def interrupted_carry_over(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(sequence_module, "carry_over", interrupted_carry_over)
+    monkeypatch.setattr(sequence_module, "carry_over", fail_on_call(real, 2, KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         diffbmp.fit_video(pixels, ["circle"], out=out, **TINY)
     monkeypatch.setattr(sequence_module, "carry_over", real)
