@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 
 import pytest
 import torch
@@ -27,6 +28,9 @@ GRAD_RTOL_F32 = {"means": 1e-4, "rotations": 1e-4, "scales": 2e-4, "colors": 3e-
 GRAD_ATOL_F32 = 2e-6
 #: float64: the two backends evaluate the same formulas; only summation order differs.
 GRAD_RTOL_F64 = 1e-10
+#: ... and where a whole gradient nearly vanishes (the rotation of sub-pixel primitives, about
+#: 1e-7) the relative bound falls below the rounding of its terms, which are up to about 1.
+GRAD_ATOL_F64 = 1e-14
 
 
 def random_case(seed: int):
@@ -52,7 +56,7 @@ def check_against_reference(params: PrimitiveParams, bank, height, width, blur, 
     ref_image64, ref_alpha64, ref_grads64 = render_with_grads(params64, bank, height, width, blur, "torch")
     torch.testing.assert_close(image64, ref_image64, atol=FORWARD_ATOL_F64, rtol=0, msg=f"{context}: image (float64)")
     torch.testing.assert_close(alpha64, ref_alpha64, atol=FORWARD_ATOL_F64, rtol=0, msg=f"{context}: alpha (float64)")
-    assert_gradients_close(grads64, ref_grads64, GRAD_RTOL_F64, f"{context} (float64)")
+    assert_gradients_close(grads64, ref_grads64, GRAD_RTOL_F64, f"{context} (float64)", atol=GRAD_ATOL_F64)
     for name, rtol in (f32_rtol or GRAD_RTOL_F32).items():
         assert_gradients_close({name: grads[name]}, {name: ref_grads64[name]}, rtol, f"{context} (float32)", atol=GRAD_ATOL_F32)
 
@@ -87,7 +91,8 @@ EDGE_CASES = {
 @pytest.mark.parametrize("case", sorted(EDGE_CASES))
 @pytest.mark.parametrize("blur", [0.0, 1.5])
 def test_edge_cases(bank, case, blur):
-    params = custom(len(bank), 6, seed=hash(case) % 1000, **EDGE_CASES[case])
+    # crc32, not hash(): str hashes change from one Python process to the next.
+    params = custom(len(bank), 6, seed=zlib.crc32(case.encode()) % 1000, **EDGE_CASES[case])
     check_against_reference(params, bank, 40, 40, blur, case)
 
 
