@@ -28,6 +28,7 @@ import time
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # this checkout's diffbmp, also in the worker processes
 
 #: (name, primitives, resolution, shapes, radius range as a fraction of the canvas side)
 POINTS = [
@@ -138,11 +139,18 @@ def measure(backend: str, n: int, size: int, shapes: str, radius, device: str, r
     return result
 
 
+#: Measurements that failed, so that a run which measured nothing cannot pass for a result.
+FAILURES: list[str] = []
+
+
 def run_worker(args) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(args)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+        error = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        if args["backend"] != "dense":  # the baseline may run out of memory; ours may not
+            FAILURES.append(f"{args['backend']} {args['n']} {args['shapes']} at {args['size']}px: {error}")
+        return {"error": error}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -219,6 +227,9 @@ def main() -> None:
                 continue
             print(f"| {radius[0] * size:.1f} | {result['covered']:.2f} | {format_ms(result['step'])} | {result['step'] * 1e3 / max(result['covered'], 1e-9):.1f} |")
     print(f"\nMemory: {memory_note}. Depth: summed bounding-box area of the primitives over the canvas area.")
+    if FAILURES:
+        print(f"\n{len(FAILURES)} measurement(s) failed:", *FAILURES, sep="\n  ", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

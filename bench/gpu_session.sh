@@ -1,119 +1,240 @@
 #!/usr/bin/env bash
-# Everything a session with a lent GPU should run, in one call, from the repository root:
+# Everything a session with a lent GPU runs, in one command of at most ten minutes, from the
+# repository root, with the wheels of bench/gpu_wheels.py carried along in .whl/:
 #
 #     bash bench/gpu_session.sh
 #
-# 1. GPU summary (nvidia-smi, torch), 2. just-in-time build of the cuda backend (timed) and the
-# architectures it holds, 3. the cuda tests, then the whole test suite, 4. compute-sanitizer
-# (memcheck, racecheck, synccheck) on bench/cuda_sanitize_scene.py, 5. the benchmark
-# bench/bench_composite.py --device cuda, and last a summary table. Every step runs even when
-# an earlier one failed; the exit status is that of the first failure. With $OUT set (the
-# device tool sets it) everything is also written to $OUT/gpu_session.log.
+# Steps, in the order of what a first run must learn (each with its own time limit, capped by
+# what is left of one overall budget; a step that cannot run says why):
+#   environment   the GPU, driver, nvcc, torch, CUDA_HOME (found even where nvcc is a wrapper)
+#   wheels        .whl/ installed into a folder of its own, first on PYTHONPATH; import diffbmp
+#   build         the cpu and cuda extensions, compiled in parallel
+#   probe         bench/cuda_probe.py: parity, binning stress, determinism (launches synchronised)
+#   cuda tests    tests/test_cuda.py
+#   memcheck      compute-sanitizer on diffbmp's own kernels (bench/cuda_sanitize_scene.py)
+#   benchmark     kernel timings (cuda_probe.py --checks timing) and bench/bench_composite.py --quick
+#   fit tests     test_fit, test_video, test_cli_fit with the GPU visible (fits run on cuda)
+#   racecheck, synccheck, cpu suite: only while time is left
 #
-# Environment: PYTHON (default python3), DIFFBMP_CACHE_DIR (default a fresh folder under /tmp,
-# so the build is timed from scratch), SANITIZER (default compute-sanitizer), SANITIZE_TIMEOUT
-# (seconds per sanitizer run, default 240), PYTEST_WORKERS (pytest-xdist workers for the whole
-# suite, default 8). A package missing on the GPU machine can travel
-# as a wheel (see the device tool's notes); the "import diffbmp" step names it.
+# $OUT/summary.txt is rewritten after every step, so a run cut short still returns it; all
+# output goes to $OUT/gpu_session.log, the probe's lines to $OUT/probe.jsonl. The summary, the
+# failed checks and tests, and the benchmark's table are printed last.
+#
+# Environment: BUDGET (seconds, default 540), PYTHON (default python3), OUT (default
+# out/gpu_session), PYTEST_WORKERS (default 8), SANITIZER (default compute-sanitizer),
+# DIFFBMP_CACHE_DIR (default a fresh folder, so the build is timed from scratch).
 set -u -o pipefail
 
 cd "$(dirname "$0")/.." || exit 1
-if [ -n "${OUT:-}" ]; then
-  mkdir -p "$OUT"
-  exec > >(tee "$OUT/gpu_session.log") 2>&1
+ROOT=$PWD
+BUDGET=${BUDGET:-540}
+START=$(date +%s)
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-$ROOT/out/gpu_session}
+SITE=${SITE:-$(mktemp -d /tmp/diffbmp-site.XXXXXX)}
+SANITIZER=${SANITIZER:-compute-sanitizer}
+mkdir -p "$OUT"
+LOG=$OUT/gpu_session.log
+SUMMARY=$OUT/summary.txt
+PROBE=$OUT/probe.jsonl
+: >"$LOG"
+: >"$PROBE"
+export DIFFBMP_CACHE_DIR=${DIFFBMP_CACHE_DIR:-$(mktemp -d /tmp/diffbmp-cache.XXXXXX)}
+export PYTHONUNBUFFERED=1 PYTEST_ADDOPTS="-p no:cacheprovider" PYTHONPATH="$SITE:$ROOT:$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}"
+export ROOT PYTHON SANITIZER PROBE SITE OUT
+
+ROWS=()
+FIRST_FAILURE=0
+NO_GPU=""        # why the steps that need the GPU cannot run ("" while they can)
+NO_CUDA_BUILD=""  # why the steps that need the cuda extension cannot run
+
+elapsed() { echo $(($(date +%s) - START)); }
+
+write_summary() {
+  {
+    printf '%-12s %-8s %7s  %s\n' step result seconds note
+    printf '%s\n' "${ROWS[@]}"
+    printf 'total %ss of a %ss budget\n' "$(elapsed)" "$BUDGET"
+  } >"$SUMMARY"
+}
+
+record() {  # record NAME RESULT SECONDS NOTE
+  ROWS+=("$(printf '%-12s %-8s %7s  %s' "$1" "$2" "$3" "$4")")
+  write_summary
+}
+
+# step NAME LIMIT SKIP_REASON FUNCTION: runs FUNCTION (exported) within LIMIT seconds, capped by
+# the budget left, unless SKIP_REASON is non-empty; its output goes to the log.
+LAST_RC=0
+step() {
+  local name=$1 limit=$2 reason=$3 fn=$4
+  LAST_RC=1
+  if [ -n "$reason" ]; then
+    record "$name" skipped 0 "$reason"
+    return
+  fi
+  local left=$((BUDGET - $(elapsed)))
+  if [ "$left" -lt 10 ]; then
+    record "$name" skipped 0 "no time left of the ${BUDGET}s budget"
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  printf '\n===== %s (limit %ss, %ss into the budget) =====\n' "$name" "$limit" "$(elapsed)" | tee -a "$LOG"
+  local t0=$SECONDS
+  timeout --kill-after=10 "$limit" bash -c "$fn" >>"$LOG" 2>&1
+  LAST_RC=$?
+  local seconds=$((SECONDS - t0))
+  case $LAST_RC in
+    0) record "$name" ok "$seconds" "" ;;
+    124 | 137) record "$name" TIMEOUT "$seconds" "stopped at its ${limit}s limit" ;;
+    *) record "$name" FAILED "$seconds" "exit $LAST_RC" ;;
+  esac
+  [ "$LAST_RC" -ne 0 ] && [ "$FIRST_FAILURE" -eq 0 ] && FIRST_FAILURE=$LAST_RC
+  tail -n 4 "$LOG"
+}
+
+# -- the steps ------------------------------------------------------------------------------
+
+# CUDA_HOME: the toolkit nvcc really runs from. Where nvcc is a wrapper script (as on the
+# development machines), torch would take the wrapper's folder and miss the headers.
+if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
+  top=$(nvcc --dryrun -c -x cu /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p' | head -n 1)
+  [ -n "$top" ] && [ -f "$top/include/cuda_runtime_api.h" ] && export CUDA_HOME=$(cd "$top" && pwd -P)
 fi
 
-PYTHON=${PYTHON:-python3}
-SANITIZER=${SANITIZER:-compute-sanitizer}
-export PYTHONUNBUFFERED=1
-# The build cache and the sources of this checkout only (no global settings are changed).
-CACHE_DIR=${DIFFBMP_CACHE_DIR:-$(mktemp -d /tmp/diffbmp-cache.XXXXXX)}
+environment() {
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv || echo "nvidia-smi: no GPU"
+  command -v nvcc >/dev/null && nvcc --version | tail -n 2
+  echo "CUDA_HOME=${CUDA_HOME:-unset}"
+  g++ --version | head -n 1
+  command -v "$SANITIZER" >/dev/null && echo "sanitizer: $("$SANITIZER" --version | tail -n 1)" || echo "sanitizer: $SANITIZER not found"
+  "$PYTHON" -c "
+import sys, torch
+print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.version.cuda)
+print('gpu', torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0) if torch.cuda.is_available() else '') if torch.cuda.is_available() else print('gpu: torch sees none')
+try:
+    import xdist; print('pytest-xdist', xdist.__version__)
+except ImportError:
+    print('pytest-xdist: not installed')
+"
+}
 
-STEPS=()
-STATUS=0
-
-# step NAME COMMAND...: runs COMMAND, records its exit status and wall time.
-step() {
-  local name=$1
-  shift
-  echo
-  echo "===== $name: $* ====="
-  local start end rc
-  start=$(date +%s.%N)
-  "$@"
-  rc=$?
-  end=$(date +%s.%N)
-  local seconds
-  seconds=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
-  if [ "$rc" -eq 0 ]; then
-    STEPS+=("$(printf '%-28s %-6s %8ss' "$name" ok "$seconds")")
+wheels() {
+  if ls "$ROOT"/.whl/*.whl >/dev/null 2>&1; then
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$ROOT"/.whl/*.whl || return
+    echo "installed into $SITE: $(cd "$ROOT/.whl" && ls *.whl | tr '\n' ' ')"
   else
-    STEPS+=("$(printf '%-28s %-6s %8ss  (exit %d)' "$name" FAILED "$seconds" "$rc")")
-    [ "$STATUS" -eq 0 ] && STATUS=$rc
+    echo "no .whl/ folder: run python bench/gpu_wheels.py here and carry .whl"
   fi
-  return 0
+  "$PYTHON" -c "import diffbmp; print('diffbmp from', diffbmp.__file__)"
 }
 
-gpu_summary() {
-  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv || return $?
-  nvcc --version | tail -n 2
-  "$PYTHON" -c "import torch, sys; print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.version.cuda, '| device', torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))"
-}
-
-build_cuda() {
-  DIFFBMP_CACHE_DIR=$CACHE_DIR "$PYTHON" -c "
+build_one() {  # build_one KIND
+  "$PYTHON" -c "
+import time
 from diffbmp._backend import native_module
-m = native_module('cuda')
-print('built', m.__file__)
-" || return $?
-  # The architectures in the build: SASS per sm_XX, and PTX for newer GPUs.
-  local so
-  so=$(find "$CACHE_DIR" -name '*.so' | head -n 1)
-  if command -v cuobjdump >/dev/null && [ -n "$so" ]; then
-    echo "SASS: $(cuobjdump --list-elf "$so" 2>/dev/null | grep -o 'sm_[0-9a-z]*' | sort -u | tr '\n' ' ')"
-    echo "PTX:  $(cuobjdump --list-ptx "$so" 2>/dev/null | grep -o 'sm_[0-9a-z]*' | sort -u | tr '\n' ' ')"
-  fi
+t = time.perf_counter()
+module = native_module('$1')
+print('$1 backend built in %.0f s:' % (time.perf_counter() - t), module.__file__)
+"
 }
 
-sanitize() {
-  local tool=$1
-  if ! command -v "$SANITIZER" >/dev/null; then
-    echo "$SANITIZER not found"
-    return 127
+build() {
+  build_one cpu >"$OUT/build_cpu.txt" 2>&1 &
+  local cpu=$!
+  local cuda_rc=0
+  if [ -n "${SKIP_CUDA_BUILD:-}" ]; then
+    echo "cuda backend not built: $SKIP_CUDA_BUILD"
+  else
+    build_one cuda >"$OUT/build_cuda.txt" 2>&1
+    cuda_rc=$?
+    tail -n 60 "$OUT/build_cuda.txt"
   fi
-  # No caching allocator: out-of-bounds accesses inside its blocks would go unseen.
-  PYTORCH_NO_CUDA_MEMORY_CACHING=1 DIFFBMP_CACHE_DIR=$CACHE_DIR \
-    timeout "${SANITIZE_TIMEOUT:-240}" "$SANITIZER" --tool "$tool" --error-exitcode 3 "$PYTHON" bench/cuda_sanitize_scene.py
+  wait $cpu
+  local cpu_rc=$?
+  tail -n 20 "$OUT/build_cpu.txt"
+  rm -f "$OUT/build_cpu.txt" "$OUT/build_cuda.txt"
+  [ $cuda_rc -eq 0 ] && [ $cpu_rc -eq 0 ]
 }
+
+probe() {
+  CUDA_LAUNCH_BLOCKING=1 DIFFBMP_CUDA_SYNC=1 "$PYTHON" bench/cuda_probe.py --checks parity,binning,determinism \
+    --binning-seconds 60 | tee -a "$PROBE"
+}
+
+workers() {  # -n N where pytest-xdist is installed
+  "$PYTHON" -c "import xdist" 2>/dev/null && echo "-n $1"
+}
+
+cuda_tests() {
+  CUDA_LAUNCH_BLOCKING=1 "$PYTHON" -m pytest tests/test_cuda.py -q -rfE $(workers 4)
+}
+
+sanitize() {  # sanitize TOOL: diffbmp's own kernels only (the others run uninstrumented)
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool "$1" --kernel-name kns=diffbmp --error-exitcode 3 \
+    "$PYTHON" bench/cuda_sanitize_scene.py
+}
+memcheck() { sanitize memcheck; }
+racecheck() { sanitize racecheck; }
+synccheck() { sanitize synccheck; }
 
 benchmark() {
-  if [ ! -f bench/bench_composite.py ]; then
-    echo "bench/bench_composite.py does not exist (yet): no benchmark"
-    return 0
-  fi
-  DIFFBMP_CACHE_DIR=$CACHE_DIR "$PYTHON" bench/bench_composite.py --device cuda
+  "$PYTHON" bench/cuda_probe.py --checks timing | tee -a "$PROBE" || return
+  "$PYTHON" bench/bench_composite.py --device cuda --quick
 }
 
-step "gpu summary" gpu_summary
-step "import diffbmp" env PYTHONPATH="$PWD:$PWD/tests" "$PYTHON" -c "import diffbmp; print('diffbmp', diffbmp.__file__)"
-step "build cuda backend (JIT)" build_cuda
-# The cuda tests first, so an unrelated failure under -x cannot hide them; the emulation of
-# the kernels (TestEmulatedCuda) is for machines without a GPU.
-step "pytest cuda tests" env DIFFBMP_CACHE_DIR="$CACHE_DIR" "$PYTHON" -m pytest tests/test_cuda.py tests/test_cuda_compiles.py -q -k "not Emulated"
-# In parallel where pytest-xdist is installed (the GPU image has it): the suite takes minutes
-# on one core, and a device call has ten.
-WORKERS=()
-if "$PYTHON" -c "import xdist" 2>/dev/null; then WORKERS=(-n "${PYTEST_WORKERS:-8}"); fi
-step "pytest whole suite" env DIFFBMP_CACHE_DIR="$CACHE_DIR" "$PYTHON" -m pytest tests -q -x ${WORKERS[@]+"${WORKERS[@]}"} --deselect tests/test_cuda.py -k "not Emulated"
-step "sanitizer memcheck" sanitize memcheck
-step "sanitizer racecheck" sanitize racecheck
-step "sanitizer synccheck" sanitize synccheck
-step "benchmark" benchmark
+fit_tests() {
+  "$PYTHON" -m pytest tests/test_fit.py tests/test_video.py tests/test_cli_fit.py -q -rfE $(workers "${PYTEST_WORKERS:-8}")
+}
 
+cpu_suite() {  # portability of everything else to this Python and torch, with the GPU hidden
+  CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=2 "$PYTHON" -m pytest tests -q -rfE $(workers "${PYTEST_WORKERS:-8}") \
+    --ignore=tests/test_cuda_compiles.py
+}
+
+export -f environment wheels build_one build probe workers cuda_tests sanitize memcheck racecheck synccheck \
+  benchmark fit_tests cpu_suite
+
+# -- the run --------------------------------------------------------------------------------
+
+step environment 30 "" environment
+step wheels 90 "" wheels
+[ "$LAST_RC" -ne 0 ] && NO_GPU="import diffbmp failed (wheels step)" && NO_CUDA_BUILD=$NO_GPU
+if [ -z "$NO_GPU" ]; then
+  if ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    NO_GPU="no CUDA device: torch.cuda.is_available() is False"
+  fi
+fi
+[ -z "$NO_CUDA_BUILD" ] && NO_CUDA_BUILD=$NO_GPU
+export SKIP_CUDA_BUILD=$NO_CUDA_BUILD
+step build 300 "" build
+if [ "$LAST_RC" -ne 0 ] && [ -z "$NO_CUDA_BUILD" ]; then
+  NO_CUDA_BUILD="the build failed"
+fi
+step probe 150 "$NO_CUDA_BUILD" probe
+step "cuda tests" 200 "$NO_CUDA_BUILD" cuda_tests
+if ! command -v "$SANITIZER" >/dev/null; then SANITIZER_MISSING="$SANITIZER not found"; else SANITIZER_MISSING=""; fi
+step memcheck 150 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" memcheck
+step benchmark 150 "$NO_CUDA_BUILD" benchmark
+step "fit tests" 180 "$NO_CUDA_BUILD" fit_tests
+step racecheck 120 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" racecheck
+step synccheck 90 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" synccheck
+step "cpu suite" 240 "" cpu_suite
+
+# -- what is printed last (the device tool returns the end of the output) ---------------------
+
+grep -E '^(FAILED|ERROR) |ERROR SUMMARY|^E +[A-Za-z]*Error' "$LOG" | head -n 40 >"$OUT/failures.txt"
+echo
+echo "===== probe: failed checks and timings ====="
+grep -v '"ok": true' "$PROBE" | head -n 30
+grep '"check": "timing"\|"check": "backward_run_to_run"\|"check": "binning"' "$PROBE"
+echo
+echo "===== failures (first 40) ====="
+cat "$OUT/failures.txt"
+echo
+echo "===== benchmark ====="
+sed -n '/^| primitives/,/^$/p' "$LOG" | head -n 12
 echo
 echo "===== summary ====="
-printf '%-28s %-6s %9s\n' step result time
-for line in "${STEPS[@]}"; do
-  echo "$line"
-done
-exit "$STATUS"
+cat "$SUMMARY"
+exit "$FIRST_FAILURE"

@@ -107,6 +107,20 @@ def native_module(kind: str) -> ModuleType:
         return module
 
 
+#: Values of DIFFBMP_CUDA_BACKWARD: how the cuda backend sums each primitive's gradient.
+CUDA_BACKWARD_MODES = ("deterministic", "atomic")
+
+
+def cuda_backward_mode() -> str:
+    """``DIFFBMP_CUDA_BACKWARD``: "deterministic" (the default: per-pair rows summed in a fixed
+    order, the same bits on every run) or "atomic" (float atomics: no per-pair rows, but the
+    last bits vary from run to run; ignored while torch.use_deterministic_algorithms is on)."""
+    mode = os.environ.get("DIFFBMP_CUDA_BACKWARD", "").strip().lower() or "deterministic"
+    if mode not in CUDA_BACKWARD_MODES:
+        raise InputError(f"DIFFBMP_CUDA_BACKWARD={mode!r} is not a backward mode; use one of {', '.join(CUDA_BACKWARD_MODES)} (or leave it unset)")
+    return mode
+
+
 def resolve_backend(requested: str | None, device: torch.device) -> str:
     """The backend to render tensors on ``device`` with: ``requested`` or the fastest available."""
     global _warned_fallback

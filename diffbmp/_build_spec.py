@@ -15,7 +15,10 @@ CUDA_SOURCES = ["cuda/ops_cuda.cpp", "cuda/rasterize_cuda.cu", "cuda/bindings_cu
 INCLUDE_DIRS = ["include"]
 
 # The C++ standard is left to torch.utils.cpp_extension (its headers need the one it picks).
-CXX_FLAGS = ["-O3", "-fopenmp"]
+# -ffp-contract=off: no multiply-add fusion, so binning's two walks over a primitive's tiles
+# take the same decisions on every host, aarch64 included, where GCC fuses by default
+# (csrc/include/diffbmp/common.h, mul_rn; the device code uses explicitly rounded intrinsics).
+CXX_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
 LINK_FLAGS = ["-fopenmp"]
 # No fast-math: the kernels are tested against the float32 reference at 1e-5.
 # No architecture flags, on purpose: torch.utils.cpp_extension (_get_cuda_arch_flags) adds its

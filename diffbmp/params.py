@@ -56,6 +56,12 @@ class PrimitiveParams:
 
     def validate(self, num_shapes: int) -> None:
         """Raise InputError naming the first problem with these parameters."""
+        self.validate_structure()
+        if len(self) > 0:
+            self.check_values(num_shapes)
+
+    def validate_structure(self) -> None:
+        """Raise InputError for wrong types, shapes, dtypes or devices (no synchronisation)."""
         n = len(self)
         expected = {"means": (n, 2), "rotations": (n,), "scales": (n, 2), "colors": (n, 3), "opacities": (n,), "shape_ids": (n,)}
         if self.beta is not None:
@@ -75,15 +81,15 @@ class PrimitiveParams:
                 raise InputError(f"params.{name} is {tensor.dtype} but params.means is {self.dtype}; use one floating dtype")
         if not self.dtype.is_floating_point:
             raise InputError(f"params.means must be floating point, got {self.dtype}")
-        if n == 0:
-            return
-        self._check_values(num_shapes)
 
-    def _check_values(self, num_shapes: int) -> None:
-        # One host synchronisation for all checks; the detailed diagnosis only runs on failure.
+    def value_flags(self, num_shapes: int) -> torch.Tensor:
+        """[5] bool on the parameters' device, one flag per failed value check (computed without
+        synchronising): non-finite values, scales <= 0, opacities or beta outside [0, 1], shape
+        ids outside a bank of ``num_shapes``. The native backends read them back with their own
+        first result, and :meth:`check_values` names the problem."""
         floats = [self.means, self.rotations, self.scales, self.colors, self.opacities, self.beta_or_zeros()]
         with torch.no_grad():
-            flags = torch.stack(
+            return torch.stack(
                 [
                     torch.stack([~torch.isfinite(t).all() for t in floats]).any(),
                     (self.scales <= 0).any(),
@@ -91,11 +97,16 @@ class PrimitiveParams:
                     ((self.beta_or_zeros() < 0) | (self.beta_or_zeros() > 1)).any(),
                     ((self.shape_ids < 0) | (self.shape_ids >= num_shapes)).any(),
                 ]
-            ).tolist()
+            )
+
+    def check_values(self, num_shapes: int) -> None:
+        """Raise InputError naming the first value check that fails (one synchronisation)."""
+        flags = self.value_flags(num_shapes).tolist()
         if not any(flags):
             return
         if flags[0]:
             names = ["means", "rotations", "scales", "colors", "opacities", "beta"]
+            floats = [self.means, self.rotations, self.scales, self.colors, self.opacities, self.beta_or_zeros()]
             bad = [name for name, t in zip(names, floats) if not bool(torch.isfinite(t).all())]
             raise InputError(f"params.{bad[0]} contains NaN or infinite values (a diverged fit? lower the learning rate)")
         if flags[1]:

@@ -11,7 +11,7 @@ import math
 import torch
 
 from . import _torch_impl
-from ._backend import native_module, resolve_backend
+from ._backend import cuda_backward_mode, native_module, resolve_backend
 from .errors import InputError
 from .params import PrimitiveParams
 from .primitives import PreparedBank, TextureBank
@@ -27,10 +27,10 @@ class _NativeComposite(torch.autograd.Function):
     """C and alpha from the cpu or cuda extension, with its hand-written backward pass."""
 
     @staticmethod
-    def forward(ctx, means, rotations, scales, colors, opacities, beta, shape_ids, bank_tensors, height, width, blur, kind):
+    def forward(ctx, means, rotations, scales, colors, opacities, beta, shape_ids, bank_tensors, height, width, blur, kind, value_flags):
         module = native_module(kind)
         inputs = [means, rotations, scales, colors, opacities, beta, shape_ids, *bank_tensors]
-        saved = module.composite_forward(inputs, height, width, blur)
+        saved = module.composite_forward(inputs, height, width, blur, value_flags)
         ctx.kind, ctx.height, ctx.width, ctx.blur = kind, height, width, blur
         ctx.num_inputs = len(inputs)
         ctx.save_for_backward(*inputs, *saved)
@@ -42,10 +42,11 @@ class _NativeComposite(torch.autograd.Function):
         tensors = ctx.saved_tensors
         inputs, saved = list(tensors[: ctx.num_inputs]), list(tensors[ctx.num_inputs :])
         if not any(ctx.needs_input_grad[:6]):
-            return (None,) * 12
+            return (None,) * 13
         grad_colour = torch.zeros_like(saved[0]) if grad_colour is None else grad_colour.contiguous()
         grad_alpha = torch.zeros_like(saved[1]) if grad_alpha is None else grad_alpha.contiguous()
-        grads = native_module(ctx.kind).composite_backward(inputs, ctx.height, ctx.width, ctx.blur, grad_colour, grad_alpha, saved)
+        backward = _backward_function(native_module(ctx.kind))
+        grads = backward(inputs, ctx.height, ctx.width, ctx.blur, grad_colour, grad_alpha, saved)
         out = []
         for index, (name, columns) in enumerate(_GRAD_COLUMNS.items()):
             if not ctx.needs_input_grad[index]:
@@ -53,7 +54,15 @@ class _NativeComposite(torch.autograd.Function):
                 continue
             g = grads[:, columns]
             out.append(g.reshape(inputs[index].shape) if name in ("rotations", "opacities", "beta") else g.contiguous())
-        return (*out, None, None, None, None, None, None)
+        return (*out, None, None, None, None, None, None, None)
+
+
+def _backward_function(module):
+    """The module's deterministic backward pass, or its atomic one where
+    ``DIFFBMP_CUDA_BACKWARD=atomic`` asks for it and PyTorch is not told to be deterministic."""
+    if cuda_backward_mode() == "atomic" and hasattr(module, "composite_backward_atomic") and not torch.are_deterministic_algorithms_enabled():
+        return module.composite_backward_atomic
+    return module.composite_backward
 
 
 def _bank_for(bank: TextureBank | PreparedBank, params: PrimitiveParams) -> PreparedBank:
@@ -88,22 +97,35 @@ def composite_premultiplied(
         raise InputError(f"blur must be a finite number >= 0 (screen pixels), got {blur!r}")
     bank = _bank_for(textures, params)
     if validate:
-        params.validate(bank.num_entries)
+        params.validate_structure()
     kind = resolve_backend(backend, params.device)
     beta = params.beta_or_zeros()
     if kind == "torch":
+        if validate:
+            params.check_values(bank.num_entries)
         return _torch_impl.composite_reference(
             params.means, params.rotations, params.scales, params.colors, params.opacities, beta,
             params.shape_ids, bank, height, width, float(blur),
         )
     if bank.texels.requires_grad and torch.is_grad_enabled():
         raise InputError("gradients with respect to the textures are only computed by backend='torch'")
+    # The native forward pass reads the value checks back with its pair count: one
+    # synchronisation instead of two.
+    value_flags = params.value_flags(bank.num_entries) if validate else None
+    texels = bank.texels.detach().contiguous()
+    if texels.data_ptr() % 16:  # the kernels read a texel as one 16-byte vector
+        texels = texels.clone()
     contiguous = lambda t: t.contiguous()  # noqa: E731
-    return _NativeComposite.apply(
-        contiguous(params.means), contiguous(params.rotations), contiguous(params.scales), contiguous(params.colors),
-        contiguous(params.opacities), contiguous(beta), params.shape_ids.to(torch.int32).contiguous(),
-        (bank.texels.detach().contiguous(), bank.level_table, bank.entries), height, width, float(blur), kind,
-    )
+    try:
+        return _NativeComposite.apply(
+            contiguous(params.means), contiguous(params.rotations), contiguous(params.scales), contiguous(params.colors),
+            contiguous(params.opacities), contiguous(beta), params.shape_ids.to(torch.int32).contiguous(),
+            (texels, bank.level_table, bank.entries), height, width, float(blur), kind, value_flags,
+        )
+    except ValueError:
+        if value_flags is not None:
+            params.check_values(bank.num_entries)  # raises the InputError that names the problem
+        raise
 
 
 def composite(
@@ -128,7 +150,8 @@ def composite(
         blur: soft-rasterization width in screen pixels (docs/rendering.md, section 4).
         backend: "torch" (reference), "cpu", "cuda", or None for the fastest one for the
             parameters' device.
-        validate: check the parameters' shapes and values first (one host synchronisation).
+        validate: check the parameters' shapes and values (the native backends read the value
+            checks back with their own first result: no extra host synchronisation).
 
     Returns:
         image [H, W, 3] and alpha [H, W], both in the parameters' dtype and device.

@@ -68,3 +68,69 @@ def requires_grad(params: PrimitiveParams) -> PrimitiveParams:
 
 
 FLOAT_FIELDS = ("means", "rotations", "scales", "colors", "opacities", "beta")
+
+
+def strokes_params(n: int, size: int, *, seed: int, bank_size: int, dtype: torch.dtype = torch.float32) -> PrimitiveParams:
+    """A stroke painting's worth of primitives on a size x size canvas: long thin and round
+    shapes of every size from a pixel to a quarter of the canvas, at every angle."""
+    g = torch.Generator().manual_seed(seed)
+    rand = lambda *shape: torch.rand(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    length = torch.exp(math.log(1.0) + rand(n) * (math.log(size / 4) - math.log(1.0)))
+    aspect = 0.1 + 0.9 * rand(n)
+    params = PrimitiveParams(
+        means=rand(n, 2) * (size + 20) - 10,
+        rotations=(rand(n) * 2 - 1) * math.pi,
+        scales=torch.stack([length, length * aspect], dim=1),
+        colors=rand(n, 3),
+        opacities=rand(n),
+        shape_ids=torch.randint(0, bank_size, (n,), generator=g),
+        beta=rand(n),
+    )
+    return params.map(lambda t: t.to(dtype) if t.is_floating_point() else t)
+
+
+#: Rotations at which the tile test's products are not exact: near the axes (where sin or cos
+#: is tiny but not zero), the diagonals and arbitrary angles.
+GRAZING_ROTATIONS = (0.0, 1e-3, -2e-6, math.pi / 2 + 1e-4, math.pi / 4, -3 * math.pi / 4, 0.7, 2.9)
+
+
+def grazing_params(n: int, height: int, width: int, *, seed: int, shape_ids: tuple[int, ...], blur: float, bank: TextureBank) -> PrimitiveParams:
+    """float32 primitives whose support rectangles graze tile borders: each is placed so that
+    the separating-axis test of binning against a neighbouring tile sits within a few ulps of
+    its threshold, where a multiply-add rounded differently flips the decision."""
+    from diffbmp.bounds import support_extents
+
+    g = torch.Generator().manual_seed(seed)
+    rand = lambda *shape: torch.rand(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    ids = torch.tensor(shape_ids)[torch.randint(0, len(shape_ids), (n,), generator=g)]
+    rotations = torch.tensor(GRAZING_ROTATIONS, dtype=torch.float64)[torch.randint(0, len(GRAZING_ROTATIONS), (n,), generator=g)]
+    scales = torch.exp(math.log(0.5) + rand(n, 2) * (math.log(40.0) - math.log(0.5)))
+    params = PrimitiveParams(
+        means=torch.zeros(n, 2, dtype=torch.float64), rotations=rotations, scales=scales, colors=rand(n, 3),
+        opacities=rand(n), shape_ids=ids, beta=rand(n),
+    ).map(lambda t: t.float() if t.is_floating_point() else t)
+    eu, ev = support_extents(params, bank, blur)
+    # A tile of the canvas, and a point on the boundary of the primitive's support rectangle
+    # widened by that tile's half-size plus a pixel (the threshold of the tile test): the
+    # centre goes there, then a few float32 ulps either way.
+    tiles_x, tiles_y = -(-width // 16), -(-height // 16)
+    tile_x = torch.randint(0, tiles_x, (n,), generator=g)
+    tile_y = torch.randint(0, tiles_y, (n,), generator=g)
+    x0, y0 = tile_x * 16, tile_y * 16
+    x1, y1 = torch.minimum(x0 + 16, torch.tensor(width)) - 1, torch.minimum(y0 + 16, torch.tensor(height)) - 1
+    centre = torch.stack([(x0 + x1 + 1) / 2, (y0 + y1 + 1) / 2], 1).double()
+    half = torch.stack([(x1 - x0 + 2) / 2, (y1 - y0 + 2) / 2], 1).double()
+    cos, sin = torch.cos(rotations), torch.sin(rotations)
+    reach_u = eu.double() * params.scales[:, 0].double() + cos.abs() * half[:, 0] + sin.abs() * half[:, 1]
+    reach_v = ev.double() * params.scales[:, 1].double() + sin.abs() * half[:, 0] + cos.abs() * half[:, 1]
+    # Along u (or v), with a random sign and a random offset along the other axis inside it.
+    along_u = rand(n) < 0.5
+    sign = torch.where(rand(n) < 0.5, -1.0, 1.0).double()
+    u = torch.where(along_u, sign * reach_u, (rand(n) * 2 - 1) * reach_u)
+    v = torch.where(along_u, (rand(n) * 2 - 1) * reach_v, sign * reach_v)
+    # The tile centre sits at (u, v) in the primitive's frame: centre = mean + R(u, v).
+    offset = torch.stack([cos * u - sin * v, sin * u + cos * v], 1)
+    means = (centre - offset).float()
+    ulps = torch.randint(-3, 4, (n, 2), generator=g).float()
+    params.means = means + ulps * torch.finfo(torch.float32).eps * means.abs().clamp(min=1.0) / 2
+    return params

@@ -17,6 +17,7 @@ from PIL import Image
 
 from diffbmp.cli import main
 from diffbmp.scene import Scene
+from ffmpeg_check import HAVE_FFMPEG
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -32,8 +33,9 @@ def test_default_config_end_to_end(tmp_path, capsys):
     assert main(["fit", DEFAULT, *SMALL, *extra, "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "PSNR" in err and "fit.gif" in err
-    for name in ("final.png", "scene.npz", "fit.gif", "fit.mp4", "config.yaml", "log.csv", "checkpoint.pt"):
+    for name in ("final.png", "scene.npz", "fit.gif", "config.yaml", "log.csv", "checkpoint.pt"):
         assert (out / name).is_file(), name
+    assert (out / "fit.mp4").is_file() == HAVE_FFMPEG  # without ffmpeg: a warning, and the GIF alone
     assert not (out / "frames").exists()  # frames are removed once the animation is written
     with Image.open(out / "final.png") as final:
         assert final.size == (96, 96)  # output.final_scale: 2

@@ -12,6 +12,7 @@ of the tolerances themselves.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -19,6 +20,7 @@ import torch
 
 from diffbmp import InputError, PrimitiveParams, composite
 from diffbmp._backend import native_module
+from binning_checks import check_skewed_binning, invariant_violations, reference_disagreements, run_binning, stress_scenes
 from scenes import BACKGROUND, FLOAT_FIELDS, make_bank, random_params
 
 pytestmark = [
@@ -79,6 +81,17 @@ SCENES = [
     ("wide", 150, 7, 130, 0.0, {}),
     ("tall", 150, 131, 9, 1.0, {}),
 ]
+
+
+@contextlib.contextmanager
+def torch_deterministic():
+    """torch.use_deterministic_algorithms(True) for the duration."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def max_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -276,7 +289,90 @@ class CudaBackendChecks:
         cpu = self.run("cpu", "cpu", params, bank, 300, 257, 0.5)
         self.assert_matches(got, cpu, what="5000 primitives on 300x257 vs cpu")
 
+    # -- binning (tests/test_binning.py) --------------------------------------------------------
+
+    def test_binning_is_consistent_and_matches_the_reference(self, bank):
+        module, cpu = self.module(), native_module("cpu")
+        for name, params, height, width, blur in stress_scenes(bank, quick=self.device == "cpu"):
+            got = run_binning(module, params, bank, height, width, blur, self.device)
+            n = len(params)
+            assert got.mismatches == 0, f"{name}: the counting and writing walks disagreed for {got.mismatches} primitives"
+            assert not invariant_violations(got, n), f"{name}: {invariant_violations(got, n)}"
+            missing, extra = reference_disagreements(got, params, bank, height, width, blur)
+            assert missing == 0 and extra == 0, f"{name}: {missing} pairs missing, {extra} extra against the float64 tile test"
+            if self.device == "cpu":  # the same host maths as the cpu backend: the same lists
+                expected = run_binning(cpu, params, bank, height, width, blur)
+                assert torch.equal(got.membership(n), expected.membership(n)), f"{name}: lists differ from the cpu backend's"
+
+    def test_skewed_counts_stay_inside_their_slots(self, bank):
+        check_skewed_binning(self.module(), bank, self.device)
+
+    # -- determinism --------------------------------------------------------------------------
+
+    def test_backward_is_the_same_on_every_run(self, bank):
+        # Primitives spanning many tiles, so each gradient is a sum over many blocks.
+        params = random_params(300, 50, 45, seed=21, scale_range=(3.0, 30.0))
+        first = self.run_self(params, bank, 50, 45, 0.5)
+        for _ in range(2):
+            again = self.run_self(params, bank, 50, 45, 0.5)
+            assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
+            for name in FLOAT_FIELDS:
+                assert torch.equal(again[2][name], first[2][name]), f"d/d{name} changed from one run to the next"
+
+    def test_atomic_backward(self, bank, monkeypatch):
+        params = random_params(300, 50, 45, seed=21, scale_range=(3.0, 30.0))
+        deterministic = self.run_self(params, bank, 50, 45, 0.5)
+        monkeypatch.setenv("DIFFBMP_CUDA_BACKWARD", "atomic")
+        atomic = self.run_self(params, bank, 50, 45, 0.5)
+        self.assert_matches(atomic, deterministic, outliers=0.0, what="atomic backward vs deterministic")
+        # PyTorch's deterministic mode keeps the deterministic pass, and the atomic pass raises
+        # PyTorch's nondeterminism alert when called directly.
+        with torch_deterministic():
+            assert all(torch.equal(a, b) for a, b in zip(self.run_self(params, bank, 50, 45, 0.5)[2].values(),
+                                                         deterministic[2].values()))
+            inputs = self.native_inputs(bank)
+            saved = self.module().composite_forward(inputs, 10, 10, 0.0)
+            with pytest.raises(RuntimeError, match="composite_backward_atomic.*does not have a deterministic implementation"):
+                self.module().composite_backward_atomic(inputs, 10, 10, 0.0, torch.ones_like(saved[0]),
+                                                        torch.ones_like(saved[1]), saved)
+
+    def test_unknown_backward_mode_is_an_error(self, bank, monkeypatch):
+        monkeypatch.setenv("DIFFBMP_CUDA_BACKWARD", "fastest")
+        with pytest.raises(InputError, match="DIFFBMP_CUDA_BACKWARD='fastest' is not a backward mode"):
+            self.run_self(random_params(5, 10, 10, seed=0), bank, 10, 10, 0.0)
+
+    def test_sync_after_every_launch_changes_nothing(self, bank, monkeypatch):
+        params = random_params(100, 30, 40, seed=13)
+        expected = self.run_self(params, bank, 30, 40, 0.5)
+        monkeypatch.setenv("DIFFBMP_CUDA_SYNC", "1")
+        got = self.run_self(params, bank, 30, 40, 0.5)
+        self.assert_matches(got, expected, outliers=0.0, what="DIFFBMP_CUDA_SYNC=1")
+
     # -- errors -------------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("field,value,message", [
+        ("means", float("nan"), "means contains NaN"),
+        ("scales", -1.0, "scales must be > 0"),
+        ("opacities", 2.0, "opacities must lie in"),
+        ("shape_ids", 99, r"shape_ids must index the texture bank \(0..4\)"),
+    ])
+    def test_bad_values_are_named(self, bank, field, value, message):
+        # The value checks travel with the pair count (one synchronisation); the kernels
+        # before it must survive the bad values, then composite() names the problem.
+        params = random_params(20, 12, 12, seed=2).map(lambda t: t.to(self.device))
+        getattr(params, field)[3] = value
+        with pytest.raises(InputError, match=message):
+            composite(params, bank, None, 12, 12, backend=self.backend)
+
+    def test_rejects_misaligned_texels(self, bank):
+        inputs = self.native_inputs(bank)
+        texels = inputs[7]
+        shifted = torch.empty(texels.numel() + 1, dtype=texels.dtype, device=texels.device)[1:].view_as(texels)
+        shifted.copy_(texels)
+        inputs[7] = shifted
+        with pytest.raises(RuntimeError, match="texels must start at a 16-byte aligned address"):
+            self.module().composite_forward(inputs, 10, 10, 0.0)
+
 
     def native_inputs(self, bank, n=4, dtype=torch.float32):
         params = random_params(n, 10, 10, seed=0, dtype=dtype).map(lambda t: t.to(self.device))
@@ -309,7 +405,7 @@ class CudaBackendChecks:
         inputs = self.native_inputs(bank)
         saved = self.module().composite_forward(inputs, 10, 10, 0.0)
         grad_colour, grad_alpha = torch.zeros_like(saved[0]), torch.zeros_like(saved[1])
-        with pytest.raises(RuntimeError, match=r"expected the 7 tensors saved by the forward pass"):
+        with pytest.raises(RuntimeError, match=r"expected the 9 tensors saved by the forward pass"):
             self.module().composite_backward(inputs, 10, 10, 0.0, grad_colour, grad_alpha, saved[:5])
         with pytest.raises(RuntimeError, match=r"grad_alpha"):
             self.module().composite_backward(inputs, 10, 10, 0.0, grad_colour, grad_alpha[:5], saved)

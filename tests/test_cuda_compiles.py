@@ -22,6 +22,8 @@ import pytest
 import torch
 
 from diffbmp import _backend, _build_spec, render
+from nvcc_check import NVCC, needs_nvcc
+from scenes import FLOAT_FIELDS, random_params
 from test_cuda import CudaBackendChecks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,20 +33,6 @@ CUDA_DIR = CSRC / "cuda"
 # double atomicAdd used here), Ampere, Hopper, plus Hopper PTX that newer GPUs JIT-compile.
 REQUESTED_SM = [70, 80, 90]
 PTX = 90
-
-
-def nvcc_path() -> str | None:
-    found = shutil.which("nvcc")
-    if found:
-        return found
-    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
-        if home and (Path(home) / "bin" / "nvcc").exists():
-            return str(Path(home) / "bin" / "nvcc")
-    return None
-
-
-NVCC = nvcc_path()
-needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc (the CUDA toolkit) is not installed")
 
 
 def supported_sm() -> list[int]:
@@ -184,3 +172,12 @@ class TestEmulatedCuda(CudaBackendChecks):
                 render, "resolve_backend", lambda requested, device: EMULATED if requested == EMULATED else resolve(requested, device)
             )
             yield module
+
+    def test_emulation_exposes_the_order_of_atomic_sums(self, bank, monkeypatch):
+        # Blocks run in a random order at every launch, as a GPU may run them, so the float
+        # atomics of the atomic backward sum in a different order from run to run: what makes
+        # test_backward_is_the_same_on_every_run a real test of the deterministic backward here.
+        monkeypatch.setenv("DIFFBMP_CUDA_BACKWARD", "atomic")
+        params = random_params(300, 50, 45, seed=21, scale_range=(3.0, 30.0))
+        runs = [self.run_self(params, bank, 50, 45, 0.5)[2] for _ in range(4)]
+        assert any(not torch.equal(run[name], runs[0][name]) for run in runs[1:] for name in FLOAT_FIELDS)

@@ -267,7 +267,10 @@ def test_rendering_at_scale_k_matches_scale_one_downsampled():
 # ---------------------------------------------------------------- bad input
 
 
-def test_bad_parameters_raise_clear_errors():
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
+def test_bad_parameters_raise_clear_errors(backend):
+    # The cpu backend reads the value checks back inside its forward pass (as the cuda one
+    # does, to save a synchronisation); the messages must be the same.
     bank = make_bank()
     good = random_params(4, 10, 10, seed=1)
 
@@ -276,7 +279,7 @@ def test_bad_parameters_raise_clear_errors():
         for name, value in changes.items():
             setattr(params, name, value)
         with pytest.raises(InputError, match=message):
-            composite(params, bank, None, 10, 10, backend="torch")
+            composite(params, bank, None, 10, 10, backend=backend)
 
     fails("scales must be > 0", scales=-good.scales)
     fails("means contains NaN", means=torch.full_like(good.means, float("nan")))

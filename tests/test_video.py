@@ -41,6 +41,7 @@ from diffbmp.video import (
 from diffbmp.video.carry import carry_over, flow_shift, moving_content
 from diffbmp.video.flow import sample
 from diffbmp.video.temporal import change_map, hold_loss, hold_map
+from ffmpeg_check import HAVE_FFMPEG, needs_ffmpeg
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -58,18 +59,6 @@ def fail_on_call(function, call: int, error: BaseException):
 
     return stand_in
 
-
-def _have_ffmpeg() -> bool:
-    try:
-        import imageio_ffmpeg
-
-        return Path(imageio_ffmpeg.get_ffmpeg_exe()).is_file()
-    except Exception:  # not installed, or no binary for this platform
-        return False
-
-
-HAVE_FFMPEG = _have_ffmpeg()
-needs_ffmpeg = pytest.mark.skipif(not HAVE_FFMPEG, reason="imageio-ffmpeg's ffmpeg binary is not available")
 
 RAW = ("means", "log_scales", "rotations", "color_logits", "opacity_logits", "beta_logits", "background_logits")
 PRIMITIVE_RAW = RAW[:-1]

@@ -1,43 +1,19 @@
-// Python module of the cpu backend.
+// Python module of the cpu backend (the API is csrc/host/bindings.h).
 #include <torch/extension.h>
 
 #include <vector>
 
-#include "../host/checks.h"
+#include "../host/bindings.h"
 
 namespace diffbmp {
 std::vector<at::Tensor> composite_forward_cpu(const CompositeInputs& in);
 at::Tensor composite_backward_cpu(const CompositeInputs& in, const at::Tensor& grad_colour,
                                   const at::Tensor& grad_alpha, const std::vector<at::Tensor>& saved);
+std::vector<at::Tensor> bin_pairs_cpu(const CompositeInputs& in, const at::Tensor& count_skew);
 }  // namespace diffbmp
-
-namespace {
-
-diffbmp::CompositeInputs make_inputs(const std::vector<at::Tensor>& t, int64_t height, int64_t width, double blur) {
-  TORCH_CHECK(t.size() == 10, "diffbmp: expected 10 input tensors (means, rotations, scales, colors, opacities, beta, "
-              "shape_ids, texels, level_table, entries), got ", t.size());
-  return diffbmp::CompositeInputs{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], height, width, blur};
-}
-
-}  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "diffbmp cpu backend: tiled forward and backward compositing";
-  m.def(
-      "composite_forward",
-      [](const std::vector<at::Tensor>& inputs, int64_t height, int64_t width, double blur) {
-        return diffbmp::composite_forward_cpu(make_inputs(inputs, height, width, blur));
-      },
-      "Forward pass; returns [colour, alpha, t_final, count, tile_start, sorted_prim, pair_slot, prim_start]");
-  m.def(
-      "composite_backward",
-      [](const std::vector<at::Tensor>& inputs, int64_t height, int64_t width, double blur,
-         const at::Tensor& grad_colour, const at::Tensor& grad_alpha, const std::vector<at::Tensor>& saved) {
-        return diffbmp::composite_backward_cpu(make_inputs(inputs, height, width, blur), grad_colour, grad_alpha,
-                                               saved);
-      },
-      "Backward pass; returns the [N, 10] parameter gradient");
-  m.attr("TILE_SIZE") = diffbmp::TILE_SIZE;
-  m.attr("ALPHA_MAX") = diffbmp::ALPHA_MAX;
-  m.attr("T_MIN") = diffbmp::T_MIN;
+  diffbmp::define_backend_module(
+      m, {"cpu", diffbmp::composite_forward_cpu, diffbmp::composite_backward_cpu, diffbmp::bin_pairs_cpu});
 }

@@ -10,11 +10,35 @@
 namespace diffbmp {
 namespace {
 
-void check_shape_ids(const CompositeInputs& in, const char* op) {
+void check_values(const CompositeInputs& in, const char* op) {
+  TORCH_CHECK_VALUE(!in.value_flags.defined() || !in.value_flags.any().item<bool>(), op, INVALID_VALUES);
   if (in.shape_ids.numel() == 0) return;
   const int64_t lo = in.shape_ids.min().item<int64_t>(), hi = in.shape_ids.max().item<int64_t>();
   TORCH_CHECK(lo >= 0 && hi < in.entries.size(0), op, ": shape_ids must lie in [0, ", in.entries.size(0),
               "), got values in [", lo, ", ", hi, "]");
+}
+
+void check_host(const CompositeInputs& in, const char* op) {
+  in.check(op);
+  TORCH_CHECK(in.means.device().is_cpu(), op, ": tensors must be on the CPU");
+  check_values(in, op);
+}
+
+// Binning of a checked call: prim_start [N + 1], tile_start [tiles + 1], sorted_prim [P] and
+// pair_slot [P]; returns the number of primitives whose two walks disagreed. count_skew:
+// undefined, or [N] int64 added to the counts (bin_pairs_cpu, for tests).
+template <typename T>
+int64_t bin(const cpu::SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, at::Tensor& prim_start,
+            at::Tensor& tile_start, at::Tensor& sorted_prim, at::Tensor& pair_slot,
+            const at::Tensor& count_skew = at::Tensor()) {
+  const auto lopts = prim_start.options();
+  const int64_t pairs = cpu::count_pairs(s, geoms, prim_start.data_ptr<int64_t>(),
+                                         count_skew.defined() ? count_skew.data_ptr<int64_t>() : nullptr);
+  tile_start = at::empty({s.num_tiles() + 1}, lopts);
+  sorted_prim = at::empty({pairs}, lopts.dtype(at::kInt));
+  pair_slot = at::empty({pairs}, lopts);
+  return cpu::bin_pairs(s, geoms, prim_start.data_ptr<int64_t>(), tile_start.data_ptr<int64_t>(),
+                        sorted_prim.data_ptr<int32_t>(), pair_slot.data_ptr<int64_t>());
 }
 
 }  // namespace
@@ -23,9 +47,7 @@ void check_shape_ids(const CompositeInputs& in, const char* op) {
 //          tile_start [tiles + 1] int64, sorted_prim [P] int32, pair_slot [P] int64, prim_start [N + 1] int64}.
 std::vector<at::Tensor> composite_forward_cpu(const CompositeInputs& in) {
   const char* op = "diffbmp composite_forward (cpu)";
-  in.check(op);
-  TORCH_CHECK(in.means.device().is_cpu(), op, ": tensors must be on the CPU");
-  check_shape_ids(in, op);
+  check_host(in, op);
   const auto fopts = in.means.options();
   const auto lopts = fopts.dtype(at::kLong);
   at::Tensor colour = at::empty({in.height, in.width, 3}, fopts);
@@ -38,12 +60,7 @@ std::vector<at::Tensor> composite_forward_cpu(const CompositeInputs& in) {
   AT_DISPATCH_FLOATING_TYPES(in.means.scalar_type(), "composite_forward_cpu", [&] {
     const cpu::SceneView<scalar_t> s(scene_inputs<scalar_t>(in));
     const auto geoms = cpu::prepare_all(s);
-    const int64_t pairs = cpu::count_pairs(s, geoms, prim_start.data_ptr<int64_t>());
-    tile_start = at::empty({s.num_tiles() + 1}, lopts);
-    sorted_prim = at::empty({pairs}, fopts.dtype(at::kInt));
-    pair_slot = at::empty({pairs}, lopts);
-    cpu::bin_pairs(s, geoms, prim_start.data_ptr<int64_t>(), tile_start.data_ptr<int64_t>(),
-                   sorted_prim.data_ptr<int32_t>(), pair_slot.data_ptr<int64_t>());
+    bin(s, geoms, prim_start, tile_start, sorted_prim, pair_slot);
     cpu::forward_tiles(s, geoms, tile_start.data_ptr<int64_t>(), sorted_prim.data_ptr<int32_t>(),
                        colour.data_ptr<scalar_t>(), alpha.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(),
                        count.data_ptr<int32_t>());
@@ -77,6 +94,20 @@ at::Tensor composite_backward_cpu(const CompositeInputs& in, const at::Tensor& g
                            grads.data_ptr<scalar_t>());
   });
   return grads;
+}
+
+// Returns {tile_start [tiles + 1] int64, sorted_prim [P] int32, prim_start [N + 1] int64, mismatches int64 scalar}.
+std::vector<at::Tensor> bin_pairs_cpu(const CompositeInputs& in, const at::Tensor& count_skew) {
+  const char* op = "diffbmp bin_pairs (cpu)";
+  check_host(in, op);
+  at::Tensor prim_start = at::empty({in.means.size(0) + 1}, in.means.options().dtype(at::kLong));
+  at::Tensor tile_start, sorted_prim, pair_slot;
+  int64_t mismatches = 0;
+  AT_DISPATCH_FLOATING_TYPES(in.means.scalar_type(), "bin_pairs_cpu", [&] {
+    const cpu::SceneView<scalar_t> s(scene_inputs<scalar_t>(in));
+    mismatches = bin(s, cpu::prepare_all(s), prim_start, tile_start, sorted_prim, pair_slot, count_skew);
+  });
+  return {tile_start, sorted_prim, prim_start, at::scalar_tensor(mismatches, prim_start.options())};
 }
 
 }  // namespace diffbmp

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "diffbmp/binning.h"
 #include "diffbmp/constants.h"
 #include "diffbmp/geometry.h"
 #include "diffbmp/pixel.h"
@@ -25,8 +26,8 @@ template <typename T>
 struct SceneView : SceneInputs<T> {
   explicit SceneView(const SceneInputs<T>& inputs) : SceneInputs<T>(inputs) {}
 
-  int tiles_x() const { return (this->width + TILE_SIZE - 1) / TILE_SIZE; }
-  int tiles_y() const { return (this->height + TILE_SIZE - 1) / TILE_SIZE; }
+  int tiles_x() const { return tiles_x_of(this->width); }
+  int tiles_y() const { return tiles_y_of(this->height); }
   int64_t num_tiles() const { return int64_t(tiles_x()) * tiles_y(); }
 
   PrimLook<T> look(int64_t i) const {
@@ -51,60 +52,52 @@ template <typename T>
 std::vector<PrimGeom<T>> prepare_all(const SceneView<T>& s) {
   std::vector<PrimGeom<T>> geoms(s.n);
   at::parallel_for(0, s.n, 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      geoms[i] = prepare_primitive<T>(s.means[2 * i], s.means[2 * i + 1], s.rotations[i], s.scales[2 * i],
-                                      s.scales[2 * i + 1], s.shape_ids[i], s.entries, s.level_table, s.sigma_e,
-                                      s.height, s.width);
-    }
+    for (int64_t i = begin; i < end; ++i) geoms[i] = prepare_primitive<T>(s, i);
   });
   return geoms;
 }
 
-// Calls visit(tile_index) for every tile the primitive touches, in row-major order.
-template <typename T, typename F>
-inline void visit_tiles(const PrimGeom<T>& g, int tiles_x, int height, int width, const F& visit) {
-  if (is_culled(g)) return;
-  for (int ty = g.y0 / TILE_SIZE; ty <= g.y1 / TILE_SIZE; ++ty)
-    for (int tx = g.x0 / TILE_SIZE; tx <= g.x1 / TILE_SIZE; ++tx)
-      if (tile_touches(g, tx, ty, height, width)) visit(int64_t(ty) * tiles_x + tx);
-}
-
-// Step 1 of binning: prim_start[n + 1] - prim_start[n] is the number of tiles of primitive n.
+// Step 1 of binning: prim_start[n + 1] - prim_start[n] is the number of tiles of primitive n
+// (plus skew[n], floored at 0, where tests pass a skew to make the writing walk disagree).
 template <typename T>
-int64_t count_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, int64_t* prim_start) {
+int64_t count_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, int64_t* prim_start,
+                    const int64_t* skew = nullptr) {
   std::vector<int64_t> counts(s.n);
-  const int tiles_x = s.tiles_x();
   at::parallel_for(0, s.n, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      int64_t c = 0;
-      visit_tiles(geoms[i], tiles_x, s.height, s.width, [&](int64_t) { ++c; });
-      counts[i] = c;
-    }
+    for (int64_t i = begin; i < end; ++i)
+      counts[i] = std::max<int64_t>(0, count_tiles(geoms[i], s.height, s.width) + (skew ? skew[i] : 0));
   });
   prim_start[0] = 0;
   for (int64_t i = 0; i < s.n; ++i) prim_start[i + 1] = prim_start[i] + counts[i];
   return prim_start[s.n];
 }
 
-// Step 2: a counting sort by tile of the pairs emitted in primitive order, which keeps
-// painting order inside every tile. pair_slot[p] is the emission index of sorted pair p.
+// Step 2: every primitive writes its pairs into its counted slots (binning.h, write_pairs),
+// then a counting sort by tile keeps painting order inside every tile. pair_slot[p] is the
+// emission index of sorted pair p. Slots the writing walk left over hold the sentinel tile
+// num_tiles and sort after the last tile, outside every tile's range. Returns the number of
+// primitives whose two walks disagreed: zero wherever the build keeps the tile test exact.
 template <typename T>
-void bin_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* prim_start,
-               int64_t* tile_start, int32_t* sorted_prim, int64_t* pair_slot) {
+int64_t bin_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* prim_start,
+                  int64_t* tile_start, int32_t* sorted_prim, int64_t* pair_slot) {
   const int64_t num_tiles = s.num_tiles();
-  const int tiles_x = s.tiles_x();
   const int64_t total = prim_start[s.n];
   std::vector<int32_t> pair_tile(total);
+  std::atomic<int64_t> mismatches(0);
   at::parallel_for(0, s.n, 256, [&](int64_t begin, int64_t end) {
+    int64_t disagreed = 0;
     for (int64_t i = begin; i < end; ++i) {
-      int64_t k = prim_start[i];
-      visit_tiles(geoms[i], tiles_x, s.height, s.width, [&](int64_t tile) { pair_tile[k++] = int32_t(tile); });
+      const int64_t found = write_pairs(geoms[i], s.height, s.width, prim_start[i], prim_start[i + 1], num_tiles,
+                                        [&](int64_t slot, int64_t tile) { pair_tile[slot] = int32_t(tile); });
+      disagreed += found != prim_start[i + 1] - prim_start[i];
     }
+    mismatches += disagreed;
   });
-  std::vector<int64_t> cursor(num_tiles + 1, 0);
+  // Buckets 0 .. num_tiles - 1 are the tiles, bucket num_tiles the sentinels.
+  std::vector<int64_t> cursor(num_tiles + 2, 0);
   for (int64_t p = 0; p < total; ++p) ++cursor[pair_tile[p] + 1];
-  for (int64_t t = 0; t < num_tiles; ++t) cursor[t + 1] += cursor[t];
-  std::copy(cursor.begin(), cursor.end(), tile_start);
+  for (int64_t t = 0; t <= num_tiles; ++t) cursor[t + 1] += cursor[t];
+  std::copy(cursor.begin(), cursor.begin() + num_tiles + 1, tile_start);
   for (int64_t i = 0; i < s.n; ++i) {
     for (int64_t p = prim_start[i]; p < prim_start[i + 1]; ++p) {
       int64_t at = cursor[pair_tile[p]]++;
@@ -112,6 +105,7 @@ void bin_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, con
       pair_slot[at] = p;
     }
   }
+  return mismatches;
 }
 
 // Pixel rectangle shared by a tile and a primitive's bounding box.
@@ -233,16 +227,13 @@ void backward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms
   });
 }
 
-// Step 5: each primitive sums its pairs' rows, in tile order.
+// Step 5: each primitive sums its pairs' rows, in tile order (pixel.h, sum_pair_rows).
 template <typename T>
 void reduce_pair_grads(int64_t n, const int64_t* prim_start, const T* pair_grads, T* grads) {
   at::parallel_for(0, n, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      T sum[GRAD_SLOTS] = {};
-      for (int64_t p = prim_start[i]; p < prim_start[i + 1]; ++p)
-        for (int q = 0; q < GRAD_SLOTS; ++q) sum[q] += pair_grads[p * GRAD_SLOTS + q];
-      for (int q = 0; q < GRAD_SLOTS; ++q) grads[i * GRAD_SLOTS + q] = sum[q];
-    }
+    for (int64_t i = begin; i < end; ++i)
+      for (int q = 0; q < GRAD_SLOTS; ++q)
+        grads[i * GRAD_SLOTS + q] = sum_pair_rows(pair_grads, prim_start[i], prim_start[i + 1], q);
   });
 }
 

@@ -13,25 +13,23 @@ namespace cuda {
 
 constexpr unsigned FULL_WARP = 0xffffffffu;
 constexpr int WARP_SIZE = 32;
+constexpr int WARPS = TILE_PIXELS / WARP_SIZE;
 
-// Primitives staged in shared memory per batch: as many as fit in 24 KB (128 in float32,
-// 73 in float64), well under the 48 KB a block may use without opting in, and never more
-// than one per thread so each thread stages at most one primitive id.
+static_assert(sizeof(Prim<float>) % 16 == 0 && sizeof(Prim<double>) % 16 == 0, "Prim is staged in 16-byte words");
+
+// Primitives staged in shared memory per batch by the forward and atomic backward kernels: as
+// many as fit in 24 KB (128 in float32, 73 in float64), well under the 48 KB a block may use
+// without opting in, and never more than one per thread so each thread stages at most one id.
 template <typename T>
 constexpr int batch_size() {
   return int(24 * 1024 / sizeof(Prim<T>)) < TILE_PIXELS ? int(24 * 1024 / sizeof(Prim<T>)) : TILE_PIXELS;
 }
 
-static_assert(sizeof(Prim<float>) % 4 == 0 && sizeof(Prim<double>) % 4 == 0, "Prim is copied in 4-byte words");
-
-// Calls visit(tile_index) for every tile the primitive touches, in row-major order: the same
-// loop as cpu::visit_tiles, so both backends bin a primitive into the same tiles.
-template <typename T, typename F>
-__device__ __forceinline__ void visit_tiles(const PrimGeom<T>& g, int tiles_x, int height, int width, F&& visit) {
-  if (is_culled(g)) return;
-  for (int ty = g.y0 / TILE_SIZE; ty <= g.y1 / TILE_SIZE; ++ty)
-    for (int tx = g.x0 / TILE_SIZE; tx <= g.x1 / TILE_SIZE; ++tx)
-      if (tile_touches(g, tx, ty, height, width)) visit(int64_t(ty) * tiles_x + tx);
+// The deterministic backward also keeps every warp's partial gradient of every staged entry
+// (and the entries' slots): batches of 78 in float32 and 41 in float64 fill 40 KB.
+template <typename T>
+constexpr int deterministic_batch_size() {
+  return int(40 * 1024 / (sizeof(Prim<T>) + 2 * sizeof(int32_t) + WARPS * GRAD_SLOTS * sizeof(T)));
 }
 
 template <typename T>
@@ -39,35 +37,30 @@ __global__ void __launch_bounds__(TILE_PIXELS)
     prepare_kernel(const SceneArgs<T> s, Prim<T>* __restrict__ prims, int64_t* __restrict__ tile_counts) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= s.n) return;
-  Prim<T> p;
-  p.geom = prepare_primitive<T>(s.means[2 * i], s.means[2 * i + 1], s.rotations[i], s.scales[2 * i],
-                                s.scales[2 * i + 1], s.shape_ids[i], s.entries, s.level_table, s.sigma_e, s.height,
-                                s.width);
+  const PrimGeom<T> g = prepare_primitive<T>(s, i);
+  Prim<T>& p = prims[i];
+  p.geom = g;
   p.look.color[0] = s.colors[3 * i];
   p.look.color[1] = s.colors[3 * i + 1];
   p.look.color[2] = s.colors[3 * i + 2];
   p.look.opacity = s.opacities[i];
   p.look.beta = s.beta[i];
-  prims[i] = p;
-  if (tile_counts != nullptr) {
-    int64_t c = 0;
-    visit_tiles(p.geom, tiles_x_of(s.width), s.height, s.width, [&](int64_t) { ++c; });
-    tile_counts[i] = c;
-  }
+  tile_counts[i] = count_tiles(g, s.height, s.width);
 }
 
 template <typename T>
 __global__ void __launch_bounds__(TILE_PIXELS)
     emit_kernel(const SceneArgs<T> s, const Prim<T>* __restrict__ prims, const int64_t* __restrict__ pair_offsets,
-                uint32_t* __restrict__ tile_keys, int32_t* __restrict__ prim_ids) {
+                uint32_t* __restrict__ tile_keys, int32_t* __restrict__ prim_ids, int64_t* __restrict__ mismatches) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= s.n) return;
-  int64_t k = pair_offsets[i];
-  visit_tiles(prims[i].geom, tiles_x_of(s.width), s.height, s.width, [&](int64_t tile) {
+  const int64_t begin = pair_offsets[i], end = pair_offsets[i + 1];
+  const int64_t sentinel = int64_t(tiles_x_of(s.width)) * tiles_y_of(s.height);
+  const int64_t found = write_pairs(prims[i].geom, s.height, s.width, begin, end, sentinel, [&](int64_t k, int64_t tile) {
     tile_keys[k] = uint32_t(tile);
     prim_ids[k] = int32_t(i);
-    ++k;
   });
+  if (mismatches != nullptr && found != end - begin) atomicAdd(reinterpret_cast<unsigned long long*>(mismatches), 1ull);
 }
 
 // One thread per tile boundary t in [0, num_tiles]: the first pair whose tile is >= t (a
@@ -87,14 +80,14 @@ __global__ void tile_ranges_kernel(const uint32_t* __restrict__ sorted_keys, int
   tile_start[t] = lo;
 }
 
-// Stages the nb primitives of s_ids into s_prims, 4-byte words spread over the whole block
+// Stages the nb primitives of s_ids into s_prims, 16-byte words spread over the whole block
 // so the global reads of consecutive threads are contiguous. Call between two barriers.
 template <typename T>
 __device__ __forceinline__ void stage_batch(Prim<T>* s_prims, const int32_t* s_ids, const Prim<T>* __restrict__ prims,
                                             int nb) {
-  constexpr int WORDS = int(sizeof(Prim<T>) / 4);
-  uint32_t* dst = reinterpret_cast<uint32_t*>(s_prims);
-  const uint32_t* src = reinterpret_cast<const uint32_t*>(prims);
+  constexpr int WORDS = int(sizeof(Prim<T>) / sizeof(uint4));
+  uint4* dst = reinterpret_cast<uint4*>(s_prims);
+  const uint4* src = reinterpret_cast<const uint4*>(prims);
   for (int w = threadIdx.x; w < nb * WORDS; w += TILE_PIXELS) {
     const int j = w / WORDS;
     dst[w] = src[int64_t(s_ids[j]) * WORDS + (w - j * WORDS)];
@@ -193,24 +186,40 @@ __device__ __forceinline__ void atomic_add(double* address, double value) {
 #endif
 }
 
+// The sum of v over the 32 lanes of the warp, in lane 0 (a fixed tree: deterministic).
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
+  for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2) v += __shfl_down_sync(FULL_WARP, v, offset);
+  return v;
+}
+
 // One block per tile, one thread per pixel: cpu::backward_tiles with the tile's pixels in
 // parallel. Every thread walks the same list entries (the warp shuffles need all 32 lanes);
 // a pixel only takes part in the entries it consumed in the forward pass.
-template <typename T>
+//
+// Deterministic (kPerPair): every warp leaves its partial sum of each staged entry in shared
+// memory; at the end of the batch the warps' partials are added in warp order into the
+// entry's own row of `out` (pair_grads [P, GRAD_SLOTS], at the pair's emission slot), and
+// reduce_pair_grads_kernel sums each primitive's rows in emission order.
+// Atomic (!kPerPair): lane 0 of each warp adds its sum into the primitive's row of `out`
+// (grads [N, GRAD_SLOTS]) with atomicAdd, in whatever order the warps get there.
+template <typename T, bool kPerPair>
 __global__ void __launch_bounds__(TILE_PIXELS)
     backward_kernel(const SceneArgs<T> s, const Prim<T>* __restrict__ prims, const int32_t* __restrict__ tile_start,
-                    const int32_t* __restrict__ sorted_prim, const T* __restrict__ grad_colour,
-                    const T* __restrict__ grad_alpha, const T* __restrict__ colour, const T* __restrict__ t_final,
-                    const int32_t* __restrict__ count, T* __restrict__ grads) {
-  constexpr int B = batch_size<T>();
+                    const int32_t* __restrict__ sorted_prim, const int32_t* __restrict__ pair_slot,
+                    const T* __restrict__ grad_colour, const T* __restrict__ grad_alpha, const T* __restrict__ colour,
+                    const T* __restrict__ t_final, const int32_t* __restrict__ count, T* __restrict__ out) {
+  constexpr int B = kPerPair ? deterministic_batch_size<T>() : batch_size<T>();
   __shared__ Prim<T> s_prims[B];
   __shared__ int32_t s_ids[B];
+  __shared__ int32_t s_slots[kPerPair ? B : 1];
+  __shared__ T s_partial[kPerPair ? B * WARPS * GRAD_SLOTS : 1];  // [entry][warp][slot]
   __shared__ int32_t s_longest;
   const int64_t tile = blockIdx.x;
   const TilePixel tp = tile_pixel(tile, tiles_x_of(s.width), s.height, s.width);
   const T px = T(tp.x) + T(PIXEL_CENTER), py = T(tp.y) + T(PIXEL_CENTER);
   const int32_t end = tile_start[tile + 1];
-  const int lane = int(threadIdx.x) % WARP_SIZE;
+  const int lane = int(threadIdx.x) % WARP_SIZE, warp = int(threadIdx.x) / WARP_SIZE;
 
   PixelGrad<T> pix;
   T trans = T(1);
@@ -237,7 +246,11 @@ __global__ void __launch_bounds__(TILE_PIXELS)
   for (int32_t start = 0; start < longest; start += B) {
     const int nb = fn::min<int32_t>(B, longest - start);
     __syncthreads();  // the previous batch is no longer read
-    if (int(threadIdx.x) < nb) s_ids[threadIdx.x] = sorted_prim[end - 1 - (start + int32_t(threadIdx.x))];
+    if (int(threadIdx.x) < nb) {
+      const int32_t pair = end - 1 - (start + int32_t(threadIdx.x));
+      s_ids[threadIdx.x] = sorted_prim[pair];
+      if (kPerPair) s_slots[threadIdx.x] = pair_slot[pair];
+    }
     __syncthreads();
     stage_batch(s_prims, s_ids, prims, nb);
     __syncthreads();
@@ -248,15 +261,41 @@ __global__ void __launch_bounds__(TILE_PIXELS)
       const bool touched = start + j < consumed && in_box(p.geom, tp.x, tp.y) &&
                            backward_pair(p.geom, p.look, s.texels, px, py, s.sigma_e, pix, trans, accumulated, grad);
       // Warp-uniform: skip the reduction where no lane of the warp saw the primitive.
-      if (__ballot_sync(FULL_WARP, touched) == 0u) continue;
-      T* out = grads + int64_t(s_ids[j]) * GRAD_SLOTS;
-      for (int q = 0; q < GRAD_SLOTS; ++q) {
-        T v = grad[q];
-        for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2) v += __shfl_down_sync(FULL_WARP, v, offset);
-        if (lane == 0) atomic_add(out + q, v);
+      const bool seen = __ballot_sync(FULL_WARP, touched) != 0u;
+      if constexpr (kPerPair) {
+        T* partial = s_partial + (j * WARPS + warp) * GRAD_SLOTS;
+        for (int q = 0; q < GRAD_SLOTS; ++q) {
+          const T v = seen ? warp_sum(grad[q]) : T(0);
+          if (lane == 0) partial[q] = v;
+        }
+      } else {
+        if (!seen) continue;
+        for (int q = 0; q < GRAD_SLOTS; ++q) {
+          const T v = warp_sum(grad[q]);
+          if (lane == 0) atomic_add(out + int64_t(s_ids[j]) * GRAD_SLOTS + q, v);
+        }
+      }
+    }
+    if constexpr (kPerPair) {
+      __syncthreads();  // every warp's partials of the batch are in shared memory
+      for (int e = threadIdx.x; e < nb * GRAD_SLOTS; e += TILE_PIXELS) {
+        const int j = e / GRAD_SLOTS, q = e % GRAD_SLOTS;
+        T sum = T(0);
+        for (int w = 0; w < WARPS; ++w) sum += s_partial[(j * WARPS + w) * GRAD_SLOTS + q];
+        out[int64_t(s_slots[j]) * GRAD_SLOTS + q] = sum;
       }
     }
   }
+}
+
+// One thread per (primitive, gradient slot); neighbouring threads read neighbouring values.
+template <typename T>
+__global__ void reduce_pair_grads_kernel(int64_t n, const int64_t* __restrict__ pair_offsets,
+                                         const T* __restrict__ pair_grads, T* __restrict__ grads) {
+  const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= n * GRAD_SLOTS) return;
+  const int64_t i = e / GRAD_SLOTS;
+  grads[e] = sum_pair_rows(pair_grads, pair_offsets[i], pair_offsets[i + 1], int(e - i * GRAD_SLOTS));
 }
 
 }  // namespace cuda

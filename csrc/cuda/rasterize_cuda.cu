@@ -50,10 +50,10 @@ cudaError_t exclusive_sum(void* temp, size_t& temp_bytes, const int64_t* in, int
 
 template <typename T>
 cudaError_t emit_pairs(const SceneArgs<T>& s, const Prim<T>* prims, const int64_t* pair_offsets, uint32_t* tile_keys,
-                       int32_t* prim_ids, cudaStream_t stream) {
+                       int32_t* prim_ids, int64_t* mismatches, cudaStream_t stream) {
   if (s.n == 0) return cudaSuccess;
   DIFFBMP_LAUNCH(emit_kernel<T>, blocks_for(s.n, TILE_PIXELS), TILE_PIXELS, stream, s, prims, pair_offsets, tile_keys,
-                 prim_ids);
+                 prim_ids, mismatches);
   return cudaGetLastError();
 }
 
@@ -103,23 +103,50 @@ cudaError_t forward(const SceneArgs<T>& s, const Prim<T>* prims, const int32_t* 
 
 template <typename T>
 cudaError_t backward(const SceneArgs<T>& s, const Prim<T>* prims, const int32_t* tile_start,
-                     const int32_t* sorted_prim, const T* grad_colour, const T* grad_alpha, const T* colour,
-                     const T* t_final, const int32_t* count, T* grads, cudaStream_t stream) {
+                     const int32_t* sorted_prim, const int32_t* pair_slot, const T* grad_colour, const T* grad_alpha,
+                     const T* colour, const T* t_final, const int32_t* count, T* pair_grads, cudaStream_t stream) {
   if (s.n == 0) return cudaSuccess;
   const int64_t num_tiles = int64_t(tiles_x_of(s.width)) * tiles_y_of(s.height);
-  DIFFBMP_LAUNCH(backward_kernel<T>, unsigned(num_tiles), TILE_PIXELS, stream, s, prims, tile_start, sorted_prim,
-                 grad_colour, grad_alpha, colour, t_final, count, grads);
+  auto* kernel = &backward_kernel<T, true>;
+  DIFFBMP_LAUNCH(kernel, unsigned(num_tiles), TILE_PIXELS, stream, s, prims, tile_start,
+                 sorted_prim, pair_slot, grad_colour, grad_alpha, colour, t_final, count, pair_grads);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t reduce_pair_grads(int64_t n, const int64_t* pair_offsets, const T* pair_grads, T* grads,
+                              cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  DIFFBMP_LAUNCH(reduce_pair_grads_kernel<T>, blocks_for(n * GRAD_SLOTS, TILE_PIXELS), TILE_PIXELS, stream, n,
+                 pair_offsets, pair_grads, grads);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t backward_atomic(const SceneArgs<T>& s, const Prim<T>* prims, const int32_t* tile_start,
+                            const int32_t* sorted_prim, const T* grad_colour, const T* grad_alpha, const T* colour,
+                            const T* t_final, const int32_t* count, T* grads, cudaStream_t stream) {
+  if (s.n == 0) return cudaSuccess;
+  const int64_t num_tiles = int64_t(tiles_x_of(s.width)) * tiles_y_of(s.height);
+  auto* kernel = &backward_kernel<T, false>;
+  DIFFBMP_LAUNCH(kernel, unsigned(num_tiles), TILE_PIXELS, stream, s, prims, tile_start,
+                 sorted_prim, static_cast<const int32_t*>(nullptr), grad_colour, grad_alpha, colour, t_final, count,
+                 grads);
   return cudaGetLastError();
 }
 
 #define DIFFBMP_INSTANTIATE(T)                                                                                     \
   template cudaError_t prepare_and_count<T>(const SceneArgs<T>&, Prim<T>*, int64_t*, cudaStream_t);               \
   template cudaError_t emit_pairs<T>(const SceneArgs<T>&, const Prim<T>*, const int64_t*, uint32_t*, int32_t*,    \
-                                     cudaStream_t);                                                                \
+                                     int64_t*, cudaStream_t);                                                      \
   template cudaError_t forward<T>(const SceneArgs<T>&, const Prim<T>*, const int32_t*, const int32_t*, T*, T*, T*, \
                                   int32_t*, cudaStream_t);                                                         \
-  template cudaError_t backward<T>(const SceneArgs<T>&, const Prim<T>*, const int32_t*, const int32_t*, const T*,  \
-                                   const T*, const T*, const T*, const int32_t*, T*, cudaStream_t);
+  template cudaError_t backward<T>(const SceneArgs<T>&, const Prim<T>*, const int32_t*, const int32_t*,            \
+                                   const int32_t*, const T*, const T*, const T*, const T*, const int32_t*, T*,     \
+                                   cudaStream_t);                                                                  \
+  template cudaError_t reduce_pair_grads<T>(int64_t, const int64_t*, const T*, T*, cudaStream_t);                 \
+  template cudaError_t backward_atomic<T>(const SceneArgs<T>&, const Prim<T>*, const int32_t*, const int32_t*,     \
+                                          const T*, const T*, const T*, const T*, const int32_t*, T*, cudaStream_t);
 
 DIFFBMP_INSTANTIATE(float)
 DIFFBMP_INSTANTIATE(double)

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "diffbmp/constants.h"
 #include "diffbmp/geometry.h"
@@ -34,6 +35,11 @@ struct CompositeInputs {
   at::Tensor means, rotations, scales, colors, opacities, beta, shape_ids, texels, level_table, entries;
   int64_t height, width;
   double blur;
+  // [K] bool, or undefined: value checks the caller computed on the inputs' device
+  // (PrimitiveParams.value_flags). The forward pass reads them back with the first result it
+  // needs on the host anyway, instead of synchronising once more, and raises ValueError
+  // (TORCH_CHECK_VALUE) when any is set; the caller then names the problem.
+  at::Tensor value_flags;
 
   void check(const char* op) const {
     const int64_t n = means.size(0);
@@ -55,8 +61,24 @@ struct CompositeInputs {
     check_tensor(entries, op, "entries", at::kInt, device, {-1, 5});
     check_tensor(level_table, op, "level_table", at::kInt, device, {entries.size(0), MAX_LEVELS, MAX_LEVELS, 3});
     TORCH_CHECK(n < (int64_t(1) << 31), op, ": at most 2^31 - 1 primitives are supported, got ", n);
+    if (value_flags.defined()) check_tensor(value_flags, op, "value_flags", at::kBool, device, {-1});
   }
 };
+
+// The message of the ValueError raised when a value flag is set.
+constexpr const char* INVALID_VALUES =
+    ": the primitive parameters hold invalid values (NaN or infinity, scales <= 0, opacities or beta outside "
+    "[0, 1], or shape_ids outside the bank)";
+
+// The ten input tensors in the order the Python side passes them.
+inline CompositeInputs make_inputs(const std::vector<at::Tensor>& t, int64_t height, int64_t width, double blur,
+                                   const c10::optional<at::Tensor>& value_flags, const char* op) {
+  TORCH_CHECK(t.size() == 10, op, ": expected 10 input tensors (means, rotations, scales, colors, opacities, beta, ",
+              "shape_ids, texels, level_table, entries), got ", t.size());
+  CompositeInputs in{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], height, width, blur};
+  if (value_flags.has_value()) in.value_flags = *value_flags;
+  return in;
+}
 
 // The raw view of checked inputs that both backends' rasterisers read.
 template <typename T>
@@ -73,6 +95,7 @@ SceneInputs<T> scene_inputs(const CompositeInputs& in) {
   s.texels = in.texels.data_ptr<T>();
   s.level_table = in.level_table.data_ptr<int32_t>();
   s.entries = in.entries.data_ptr<int32_t>();
+  s.num_entries = int(in.entries.size(0));
   s.height = int(in.height);
   s.width = int(in.width);
   s.sigma_e = effective_sigma<T>(T(in.blur));

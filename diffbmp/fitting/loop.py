@@ -8,12 +8,14 @@ and re-seeded where the error is, and new stages of primitives are added.
 
 Determinism: every random draw (initialisation, noise, crops, re-seeding) comes from one
 ``torch.Generator`` whose state is checkpointed at step boundaries, schedules are pure
-functions of the step, and the cpu backend is deterministic, so a resumed fit ends with the
-same scene, bit for bit, as an uninterrupted one.
+functions of the step, and the compositor's backward pass is deterministic on every backend
+(cuDNN's convolutions, which the SSIM terms use, are made so while a fit runs on a GPU), so a
+resumed fit ends with the same scene, bit for bit, as an uninterrupted one on the same backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -127,6 +129,22 @@ class _InterruptFlag:
     def __exit__(self, *exc) -> None:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
+
+
+@contextlib.contextmanager
+def _deterministic_convolutions(device: torch.device):
+    """cuDNN picks deterministic convolution algorithms while a fit runs on a GPU (the SSIM
+    terms convolve); the settings it had are restored afterwards."""
+    if device.type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    before = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before
 
 
 class Fitter:
@@ -655,7 +673,7 @@ class Fitter:
                    file=sys.stderr, leave=self.leave_progress, desc=self.label, mininterval=0.5)
         completed = True
         try:
-            with _InterruptFlag() as interrupt:
+            with _InterruptFlag() as interrupt, _deterministic_convolutions(torch.device(self.device)):
                 while self.step < steps:
                     if interrupt.raised:
                         raise KeyboardInterrupt

@@ -3,7 +3,8 @@
 // -DDIFFBMP_CUDA_EMULATION into a CPU extension and compares it with the other backends).
 // Never part of a real build.
 //
-// Model: blocks run one after another; the threads of a block are cooperative fibers
+// Model: blocks run one after another, in a new random order at every launch; the threads of
+// a block are cooperative fibers
 // (ucontext) run round-robin on the calling thread. Every barrier (__syncthreads,
 // __syncthreads_count) and warp collective (__ballot_sync, __shfl_down_sync) suspends the
 // fiber until all threads of the block or warp have arrived, exactly as strict as the
@@ -14,12 +15,14 @@
 
 #include <ucontext.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
 #include <vector>
 
 #define __global__
@@ -33,6 +36,10 @@ using cudaError_t = int;
 using cudaStream_t = void*;
 constexpr cudaError_t cudaSuccess = 0;
 constexpr cudaError_t cudaErrorInvalidConfiguration = 9;
+
+struct uint4 {
+  unsigned x, y, z, w;
+};
 
 struct dim3 {
   unsigned x, y, z;
@@ -166,12 +173,19 @@ inline void launch(dim3 grid, dim3 threads, std::function<void()> body) {
   b.body = std::move(body);
   gridDim = grid;
   blockDim = threads;
+  // Blocks run in a new random order at every launch, as a GPU's schedule may run them: a
+  // result that depends on the order of blocks (float atomics) changes from run to run here
+  // too, and a kernel that waits on another block's work fails.
+  std::vector<dim3> blocks;
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        blockIdx = dim3(x, y, z);
-        run_block(int(per_block));
-      }
+      for (unsigned x = 0; x < grid.x; ++x) blocks.emplace_back(x, y, z);
+  static std::mt19937_64 schedule{std::random_device{}()};
+  std::shuffle(blocks.begin(), blocks.end(), schedule);
+  for (const dim3& block_index : blocks) {
+    blockIdx = block_index;
+    run_block(int(per_block));
+  }
   b.body = nullptr;
 }
 
@@ -188,6 +202,9 @@ inline cudaError_t cudaGetLastError() {
   diffbmp::emulation::last_error() = cudaSuccess;
   return e;
 }
+
+// Launches run to completion when they are made: there is never anything to wait for.
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return diffbmp::emulation::last_error(); }
 
 inline const char* cudaGetErrorString(cudaError_t e) {
   return e == cudaSuccess ? "no error" : e == cudaErrorInvalidConfiguration ? "invalid configuration argument" : "error";

@@ -42,5 +42,44 @@ DIFFBMP_HD inline T clamp(T x, T lo, T hi) { return min(max(x, lo), hi); }
 template <typename T>
 DIFFBMP_HD inline T sigmoid(T z) { return T(1) / (T(1) + exp(-z)); }
 
+// Products and sums that no compiler may fuse into a multiply-add. Binning walks a primitive's
+// tiles twice (count, then write) and both walks must take the same decisions bit for bit;
+// nvcc contracts a * b + c differently in different kernels unless told not to, so on the
+// device these are the explicitly rounded intrinsics. On the host the build turns contraction
+// off (-ffp-contract=off in diffbmp/_build_spec.py), which makes the plain operators exact.
+DIFFBMP_HD inline float mul_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+DIFFBMP_HD inline double mul_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+DIFFBMP_HD inline float add_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+DIFFBMP_HD inline double add_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+// a * b + c * d, each operation rounded on its own.
+template <typename T>
+DIFFBMP_HD inline T dot2_rn(T a, T b, T c, T d) {
+  return add_rn(mul_rn(a, b), mul_rn(c, d));
+}
+
 }  // namespace fn
 }  // namespace diffbmp

@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "constants.h"
+#include "scene_inputs.h"
 
 namespace diffbmp {
 
@@ -62,11 +63,36 @@ DIFFBMP_HD inline T level_extent(int size, int level) {
   return T(2) * (fn::ceil(content) + T(MIP_PAD) + T(0.5)) / content - T(1);
 }
 
-// entries: [E, 5] (kind, width, height, levels x, levels y); level_table: [E, MAX_LEVELS, MAX_LEVELS, 3].
 template <typename T>
-DIFFBMP_HD inline PrimGeom<T> prepare_primitive(
-    T mx, T my, T rotation, T sx, T sy, int entry, const int32_t* entries, const int32_t* level_table,
-    T sigma_e, int height, int width) {
+DIFFBMP_HD inline void cull(PrimGeom<T>& g) {
+  g.x0 = g.y0 = 0;
+  g.x1 = g.y1 = -1;
+}
+
+template <typename T>
+DIFFBMP_HD inline bool is_culled(const PrimGeom<T>& g) {
+  return g.x0 > g.x1 || g.y0 > g.y1;
+}
+
+// Half-widths (along x, along y) of the screen box of a support rectangle of half-extents
+// (reach_u, reach_v) pixels rotated by (cos_t, sin_t); exactly rounded (common.h, mul_rn).
+template <typename T>
+DIFFBMP_HD inline void rotated_half_box(T cos_t, T sin_t, T reach_u, T reach_v, T& half_w, T& half_h) {
+  const T ac = fn::abs(cos_t), as = fn::abs(sin_t);
+  half_w = fn::dot2_rn(ac, reach_u, as, reach_v);
+  half_h = fn::dot2_rn(as, reach_u, ac, reach_v);
+}
+
+// Primitive i of the call (s.entries: [E, 5] (kind, width, height, levels x, levels y);
+// s.level_table: [E, MAX_LEVELS, MAX_LEVELS, 3]). A shape id outside the bank gives a culled
+// primitive, so the kernels never read outside the tables; the host op reports it.
+template <typename T>
+DIFFBMP_HD inline PrimGeom<T> prepare_primitive(const SceneInputs<T>& s, int64_t i) {
+  const T mx = s.means[2 * i], my = s.means[2 * i + 1], rotation = s.rotations[i];
+  const T sx = s.scales[2 * i], sy = s.scales[2 * i + 1], sigma_e = s.sigma_e;
+  const int entry = s.shape_ids[i];
+  const int32_t *entries = s.entries, *level_table = s.level_table;
+  const int height = s.height, width = s.width;
   PrimGeom<T> g;
   g.mx = mx;
   g.my = my;
@@ -76,11 +102,17 @@ DIFFBMP_HD inline PrimGeom<T> prepare_primitive(
   g.sy = sy;
   g.inv_sx = T(1) / sx;
   g.inv_sy = T(1) / sy;
-  const int32_t* info = entries + 5 * entry;
-  g.kind = info[0];
   g.circle_slope = T(0);
   g.gauss_su = g.gauss_sv = g.gauss_amp = T(0);
+  g.eu = g.ev = T(0);
   for (int l = 0; l < 4; ++l) g.level[l] = LevelRef<T>{0, 0, 0, T(0), T(0), T(0)};
+  if (entry < 0 || entry >= s.num_entries) {
+    g.kind = KIND_CIRCLE;
+    cull(g);
+    return g;
+  }
+  const int32_t* info = entries + 5 * entry;
+  g.kind = info[0];
 
   if (g.kind == KIND_TEXTURE) {
     int tex_w = info[1], tex_h = info[2];
@@ -119,14 +151,12 @@ DIFFBMP_HD inline PrimGeom<T> prepare_primitive(
 
   // Screen bounding box of the rotated support rectangle (section 5.1), widened by one
   // pixel so float rounding can never drop a pixel the per-pixel test would accept.
-  T ac = fn::abs(g.cos_t), as = fn::abs(g.sin_t);
-  T half_w = ac * g.eu * sx + as * g.ev * sy;
-  T half_h = as * g.eu * sx + ac * g.ev * sy;
+  T half_w, half_h;
+  rotated_half_box(g.cos_t, g.sin_t, fn::mul_rn(g.eu, sx), fn::mul_rn(g.ev, sy), half_w, half_h);
   T left = mx - half_w - T(PIXEL_CENTER), right = mx + half_w - T(PIXEL_CENTER);
   T top = my - half_h - T(PIXEL_CENTER), bottom = my + half_h - T(PIXEL_CENTER);
   if (!(right >= T(-1) && left <= T(width) && bottom >= T(-1) && top <= T(height))) {
-    g.x0 = g.y0 = 0;
-    g.x1 = g.y1 = -1;  // culled: off canvas (or not finite)
+    cull(g);  // off canvas (or not finite)
     return g;
   }
   g.x0 = fn::max(0, static_cast<int>(fn::ceil(fn::max(left, T(-2)))) - 1);
@@ -136,24 +166,25 @@ DIFFBMP_HD inline PrimGeom<T> prepare_primitive(
   return g;
 }
 
-template <typename T>
-DIFFBMP_HD inline bool is_culled(const PrimGeom<T>& g) {
-  return g.x0 > g.x1 || g.y0 > g.y1;
-}
-
 // Separating-axis test of a tile's pixel centres (widened by one pixel) against the primitive's
 // rotated support rectangle; the screen axes are already covered by the bounding box.
+// Binning evaluates it twice per (primitive, tile), once to count and once to write: every
+// product and sum is exactly rounded (common.h, mul_rn) so both always decide alike.
 template <typename T>
 DIFFBMP_HD inline bool tile_touches(const PrimGeom<T>& g, int tile_x, int tile_y, int height, int width) {
-  int px0 = tile_x * TILE_SIZE, py0 = tile_y * TILE_SIZE;
-  int px1 = fn::min(px0 + TILE_SIZE, width) - 1, py1 = fn::min(py0 + TILE_SIZE, height) - 1;
-  T cx = T(px0 + px1) * T(0.5) + T(PIXEL_CENTER) - g.mx;
-  T cy = T(py0 + py1) * T(0.5) + T(PIXEL_CENTER) - g.my;
-  T hx = T(px1 - px0) * T(0.5) + T(1), hy = T(py1 - py0) * T(0.5) + T(1);
-  T ac = fn::abs(g.cos_t), as = fn::abs(g.sin_t);
-  T along_u = fn::abs(g.cos_t * cx + g.sin_t * cy);
-  T along_v = fn::abs(-g.sin_t * cx + g.cos_t * cy);
-  return along_u <= g.eu * g.sx + ac * hx + as * hy && along_v <= g.ev * g.sy + as * hx + ac * hy;
+  const int px0 = tile_x * TILE_SIZE, py0 = tile_y * TILE_SIZE;
+  const int px1 = fn::min(px0 + TILE_SIZE, width) - 1, py1 = fn::min(py0 + TILE_SIZE, height) - 1;
+  // Tile centre minus the primitive's centre, and the tile's half-size plus one pixel: halves
+  // of integers, exact in float (the centre of pixel x is x + 1/2).
+  static_assert(PIXEL_CENTER == 0.5, "tile_touches places pixel centres at x + 1/2");
+  const T cx = fn::add_rn(fn::mul_rn(T(px0 + px1 + 1), T(0.5)), -g.mx);
+  const T cy = fn::add_rn(fn::mul_rn(T(py0 + py1 + 1), T(0.5)), -g.my);
+  const T hx = fn::mul_rn(T(px1 - px0 + 2), T(0.5)), hy = fn::mul_rn(T(py1 - py0 + 2), T(0.5));
+  const T along_u = fn::abs(fn::dot2_rn(g.cos_t, cx, g.sin_t, cy));
+  const T along_v = fn::abs(fn::dot2_rn(g.cos_t, cy, -g.sin_t, cx));
+  T tile_u, tile_v;  // the tile's reach along the primitive's axes
+  rotated_half_box(g.cos_t, g.sin_t, hx, hy, tile_u, tile_v);
+  return along_u <= fn::add_rn(fn::mul_rn(g.eu, g.sx), tile_u) && along_v <= fn::add_rn(fn::mul_rn(g.ev, g.sy), tile_v);
 }
 
 // Section 3: local coordinates of the pixel centre (px, py).

@@ -141,4 +141,14 @@ DIFFBMP_HD inline bool backward_pair(
   return true;
 }
 
+// The deterministic reduction of both backends: gradient slot q of a primitive is the sum of
+// its pairs' rows (pair_grads: [P, GRAD_SLOTS], rows in emission order) from first to last,
+// an order that depends on neither the thread count nor the GPU's schedule.
+template <typename T>
+DIFFBMP_HD inline T sum_pair_rows(const T* pair_grads, int64_t first, int64_t last, int q) {
+  T sum = T(0);
+  for (int64_t p = first; p < last; ++p) sum += pair_grads[p * GRAD_SLOTS + q];
+  return sum;
+}
+
 }  // namespace diffbmp

@@ -20,6 +20,7 @@ struct SceneInputs {
   const T* texels;             // [T, 4]
   const int32_t* level_table;  // [E, MAX_LEVELS, MAX_LEVELS, 3]
   const int32_t* entries;      // [E, 5]
+  int num_entries;             // E
   int height, width;
   T sigma_e;                   // effective blur (effective_sigma of the call's blur)
 };

@@ -1,0 +1,142 @@
+"""Binning of the native backends: the (tile, primitive) pairs every tile walks.
+
+Both backends walk each primitive's tiles twice, once to count them and once to write them
+into the slots the count gave it (docs/architecture.md, "Binning"). Here:
+
+1. The tile test compiles without fused multiply-adds, for the host (with FMA instructions
+   available, as on aarch64) and for the GPU (the PTX), so the two walks always agree.
+2. On random and tile-grazing float32 scenes the walks agree (zero mismatches), the lists hold
+   every primitive once per tile in painting order, and they agree with a float64 reference
+   of the tile test.
+3. Counts made to disagree with the writing walk (``count_skew``) never write outside a
+   primitive's slots: surplus slots hold a sentinel that lies in no tile, and a short count
+   drops the primitive's last tiles and nothing else.
+
+tests/test_cuda.py runs 2 and 3 on the cuda kernels (on a GPU, or emulated on the host).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from diffbmp import _build_spec
+from diffbmp._backend import native_module
+from binning_checks import check_skewed_binning, invariant_violations, reference_disagreements, run_binning, stress_scenes
+from scenes import grazing_params, make_bank, random_params, strokes_params
+from nvcc_check import NVCC, needs_nvcc
+
+INCLUDE = Path(__file__).resolve().parent.parent / "csrc" / "include"
+
+PROBE = """
+#include "diffbmp/geometry.h"
+using namespace diffbmp;
+#ifdef __CUDACC__
+#define PROBE extern "C" __global__ void
+#else
+#define PROBE extern "C" void
+#endif
+PROBE probe_float(const PrimGeom<float>* g, int* out) { out[0] = tile_touches(*g, out[1], out[2], out[3], out[4]); }
+PROBE probe_double(const PrimGeom<double>* g, int* out) { out[0] = tile_touches(*g, out[1], out[2], out[3], out[4]); }
+"""
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return make_bank()
+
+
+# -- 1. no multiply-add can make the two walks differ ----------------------------------------
+
+
+def test_tile_test_has_no_fused_multiply_adds_on_the_host(tmp_path):
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.skip("no host C++ compiler")
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        fma_flags, fused = ["-mfma"], r"\bv?f(n?m(add|sub))"  # vfmadd231ss, vfnmadd...
+    elif machine in ("aarch64", "arm64"):
+        fma_flags, fused = [], r"\bf(n?m(add|sub))\b"  # fmadd, fmsub, fnmadd, fnmsub
+    else:
+        pytest.skip(f"no multiply-add pattern known for {machine}")
+    source = tmp_path / "probe.cpp"
+    source.write_text(PROBE)
+    flags = [f for f in _build_spec.CXX_FLAGS if f != "-fopenmp"]
+    command = [compiler, "-S", "-o", str(tmp_path / "probe.s"), *flags, *fma_flags, f"-I{INCLUDE}", str(source)]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    assembly = (tmp_path / "probe.s").read_text()
+    assert "probe_float" in assembly and "probe_double" in assembly
+    found = sorted(set(m.group(0) for m in re.finditer(fused, assembly)))
+    assert not found, f"the tile test compiles to fused multiply-adds {found} with {' '.join(flags + fma_flags)}"
+
+
+@needs_nvcc
+def test_tile_test_has_no_fused_multiply_adds_on_the_device(tmp_path):
+    source = tmp_path / "probe.cu"
+    source.write_text(PROBE)
+    ptx = tmp_path / "probe.ptx"
+    command = [NVCC, "-ptx", "-arch=sm_90", *_build_spec.NVCC_FLAGS, f"-I{INCLUDE}", str(source), "-o", str(ptx)]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    ops = re.findall(r"^\s+((?:mul|add|sub|fma|mad)\.[\w.]+)", ptx.read_text(), flags=re.M)
+    float_ops = [op for op in ops if op.endswith((".f32", ".f64"))]
+    assert float_ops, "the probe compiled to no floating-point arithmetic"
+    # ptxas never fuses an instruction that carries an explicit rounding mode.
+    loose = sorted(set(op for op in float_ops if op.startswith(("fma", "mad")) or ".rn." not in op))
+    assert not loose, f"the tile test compiles to {loose}, which ptxas may contract differently per kernel"
+
+
+# -- 2. the walks agree, and the lists are right ---------------------------------------------
+
+
+def test_counting_and_writing_agree_and_match_the_reference(bank):
+    module = native_module("cpu")
+    for name, params, height, width, blur in stress_scenes(bank):
+        b = run_binning(module, params, bank, height, width, blur)
+        assert b.mismatches == 0, f"{name}: {b.mismatches} primitives counted a different number of tiles than they wrote"
+        assert not invariant_violations(b, len(params)), f"{name}: {invariant_violations(b, len(params))}"
+        missing, extra = reference_disagreements(b, params, bank, height, width, blur)
+        assert missing == 0 and extra == 0, f"{name}: {missing} pairs missing and {extra} extra against the float64 tile test"
+
+
+@pytest.mark.slow
+def test_large_stroke_paintings_bin_consistently(bank):
+    # Ten thousand strokes on 1024x1024, as in the GPU probe: far too many tiles for the dense
+    # float64 reference, so only the agreement of the walks and the invariants.
+    module = native_module("cpu")
+    for seed in range(3):
+        params = strokes_params(10_000, 1024, seed=seed, bank_size=len(bank))
+        b = run_binning(module, params, bank, 1024, 1024, 0.5)
+        assert b.mismatches == 0 and not invariant_violations(b, len(params)), f"seed {seed}: {b.mismatches} mismatches, {invariant_violations(b, len(params))}"
+
+
+def test_grazing_scenes_do_graze(bank):
+    # The point of the grazing scenes: many primitives sit within float32 rounding of the
+    # threshold of the tile test, where a differently rounded multiply-add flips it.
+    from binning_checks import reference_tiles
+
+    params = grazing_params(400, 60, 80, seed=0, shape_ids=tuple(range(len(bank))), blur=0.0, bank=bank)
+    must, may = reference_tiles(params, bank, 60, 80, 0.0, tol=1e-4)
+    undecided = (may & ~must).any(dim=1).float().mean()
+    assert undecided > 0.5, f"only {float(undecided):.0%} of the grazing primitives sit at a threshold"
+
+
+# -- 3. a count that disagrees never writes outside the primitive's slots ---------------------
+
+
+def test_skewed_counts_stay_inside_their_slots(bank):
+    check_skewed_binning(native_module("cpu"), bank)
+
+
+def test_bin_pairs_rejects_a_skew_of_the_wrong_shape(bank):
+    from binning_checks import native_inputs
+
+    params = random_params(5, 20, 20, seed=1)
+    with pytest.raises(RuntimeError, match=r"count_skew has shape \[4\], expected size 5"):
+        native_module("cpu").bin_pairs(native_inputs(params, bank), 20, 20, 0.0, torch.zeros(4, dtype=torch.long))
