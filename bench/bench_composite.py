@@ -11,6 +11,7 @@ CPU, allocator peak on CUDA) belongs to that measurement alone.
     python bench/bench_composite.py                 # cpu backend + dense baseline
     python bench/bench_composite.py --device cuda   # cuda backend + dense baseline on the GPU
     python bench/bench_composite.py --quick         # fewer points and repeats
+    python bench/bench_composite.py --no-baseline   # our backend only
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="three points, three repeats")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the dense baseline (it takes most of the time)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -190,7 +192,7 @@ def main() -> None:
         spec = {"n": n, "size": size, "shapes": shapes, "radius": list(radius), "device": device, "repeats": repeats}
         ours = run_worker({**spec, "backend": backend})
         dense = None
-        if shapes == "circle":
+        if shapes == "circle" and not args.no_baseline:
             if n * size * size <= DENSE_LIMIT:
                 dense = run_worker({**spec, "backend": "dense", "repeats": min(repeats, 3)})
             else:

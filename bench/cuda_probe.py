@@ -42,10 +42,15 @@ from scenes import BACKGROUND, FLOAT_FIELDS, grazing_params, make_bank, random_p
 
 ALL_CHECKS = ("parity", "binning", "determinism", "timing")
 FAILED = []
+JSONL: list[Path] = []  # --jsonl: where the lines are appended too
 
 
 def report(check: str, ok: bool, **details) -> None:
-    print(json.dumps({"check": check, "ok": bool(ok), **details}), flush=True)
+    line = json.dumps({"check": check, "ok": bool(ok), **details})
+    print(line, flush=True)
+    for path in JSONL:
+        with path.open("a") as out:
+            out.write(line + "\n")
     if not ok:
         FAILED.append(check)
 
@@ -167,7 +172,7 @@ def check_determinism(target: Target, bank, quick: bool) -> None:
            vs_deterministic=max_difference(atomic[0], first[2]))
 
 
-def check_timing(target: Target, quick: bool, repeats: int) -> None:
+def check_timing(target: Target, quick: bool, repeats: int) -> list[dict]:
     import os
 
     from bench_composite import make_scene
@@ -176,6 +181,7 @@ def check_timing(target: Target, quick: bool, repeats: int) -> None:
               ("circles", 5000, 512, "circle", (0.005, 0.03))]
     if target.emulated or quick:
         points = [("stamps", 200, 64, "textures", (0.02, 0.1))]
+    rows = []
     for kind, n, size, shapes, radius in points:
         params, bank = make_scene(n, size, shapes, radius, target.device)
         leaves = params.map(lambda t: t.clone().requires_grad_(True) if t.is_floating_point() else t)
@@ -196,6 +202,18 @@ def check_timing(target: Target, quick: bool, repeats: int) -> None:
         if target.device == "cuda":
             row["peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         report("timing", True, **row)
+        rows.append(row)
+    return rows
+
+
+def print_timing_table(rows: list[dict], device_name: str) -> None:
+    print(f"\nKernel time per call on {device_name} (median ms; the backward pass includes its reduction):\n")
+    print("| scene | forward | backward, deterministic | backward, atomic | deterministic / atomic |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        ratio = row["backward_ms_deterministic"] / max(row["backward_ms_atomic"], 1e-9)
+        print(f"| {row['scene']} | {row['forward_ms_deterministic']:.3f} | {row['backward_ms_deterministic']:.3f} "
+              f"| {row['backward_ms_atomic']:.3f} | {ratio:.2f} |")
 
 
 def time_step(target: Target, leaves, prepared, background, size: int) -> tuple[float, float]:
@@ -224,7 +242,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer and smaller scenes")
     parser.add_argument("--binning-seconds", type=float, default=90.0, help="time budget of the binning stress test")
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats per scene")
+    parser.add_argument("--jsonl", type=Path, help="also append the check lines to this file")
     args = parser.parse_args()
+    if args.jsonl:
+        JSONL.append(args.jsonl)
     checks = [c.strip() for c in args.checks.split(",") if c.strip()]
     unknown = sorted(set(checks) - set(ALL_CHECKS))
     if unknown:
@@ -242,9 +263,10 @@ def main() -> int:
         check_binning(target, bank, args.quick, args.binning_seconds)
     if "determinism" in checks:
         check_determinism(target, bank, args.quick)
-    if "timing" in checks:
-        check_timing(target, args.quick, 3 if args.quick else args.repeats)
+    rows = check_timing(target, args.quick, 3 if args.quick else args.repeats) if "timing" in checks else []
     report("summary", not FAILED, failed=sorted(set(FAILED)))
+    if rows:
+        print_timing_table(rows, device_name)
     return 1 if FAILED else 0
 
 

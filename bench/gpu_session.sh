@@ -80,7 +80,8 @@ step() {
   fi
   [ "$limit" -gt "$left" ] && limit=$left
   printf '\n===== %s (limit %ss, %ss into the budget) =====\n' "$name" "$limit" "$(elapsed)" | tee -a "$LOG"
-  local t0=$SECONDS
+  local lines t0=$SECONDS
+  lines=$(wc -l <"$LOG")
   timeout --kill-after=10 "$limit" bash -c "$fn" >>"$LOG" 2>&1
   LAST_RC=$?
   local seconds=$((SECONDS - t0))
@@ -90,7 +91,7 @@ step() {
     *) record "$name" FAILED "$seconds" "exit $LAST_RC" ;;
   esac
   [ "$LAST_RC" -ne 0 ] && [ "$FIRST_FAILURE" -eq 0 ] && FIRST_FAILURE=$LAST_RC
-  tail -n 4 "$LOG"
+  tail -n +$((lines + 1)) "$LOG" | tail -n 4
 }
 
 # -- the steps ------------------------------------------------------------------------------
@@ -159,7 +160,7 @@ build() {
 
 probe() {
   CUDA_LAUNCH_BLOCKING=1 DIFFBMP_CUDA_SYNC=1 "$PYTHON" bench/cuda_probe.py --checks parity,binning,determinism \
-    --binning-seconds 60 | tee -a "$PROBE"
+    --binning-seconds 60 --jsonl "$PROBE"
 }
 
 workers() {  # -n N where pytest-xdist is installed
@@ -179,7 +180,7 @@ racecheck() { sanitize racecheck; }
 synccheck() { sanitize synccheck; }
 
 benchmark() {
-  "$PYTHON" bench/cuda_probe.py --checks timing | tee -a "$PROBE" || return
+  "$PYTHON" bench/cuda_probe.py --checks timing --jsonl "$PROBE" || return
   "$PYTHON" bench/bench_composite.py --device cuda --quick
 }
 
@@ -233,7 +234,8 @@ echo "===== failures (first 40) ====="
 cat "$OUT/failures.txt"
 echo
 echo "===== benchmark ====="
-sed -n '/^| primitives/,/^$/p' "$LOG" | head -n 12
+sed -n '/^| scene | forward/,/^$/p' "$LOG" | head -n 8
+sed -n '/^| primitives/,/^$/p' "$LOG" | head -n 8
 echo
 echo "===== summary ====="
 cat "$SUMMARY"

@@ -251,7 +251,7 @@ class FitConfig(_Section):
     texture_size: int = Field(128, ge=8, le=4096, description="longer side of bitmap primitives, texels")
     n: int = Field(1000, ge=1, le=10**7, description="number of primitives")
     steps: int = Field(500, ge=1, le=10**8, description="optimisation steps")
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed: the same seed, config and backend give the same result")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed: the same seed, config, backend and machine give the same result")
     backend: Literal["auto", "cpu", "cuda", "torch"] = Field("auto", description="compositor backend (torch is a slow reference)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where tensors live (auto: cuda when available)")
     init: InitConfig = Field(default_factory=InitConfig, description="initialisation")

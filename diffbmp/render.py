@@ -60,7 +60,7 @@ class _NativeComposite(torch.autograd.Function):
 def _backward_function(module):
     """The module's deterministic backward pass, or its atomic one where
     ``DIFFBMP_CUDA_BACKWARD=atomic`` asks for it and PyTorch is not told to be deterministic."""
-    if cuda_backward_mode() == "atomic" and hasattr(module, "composite_backward_atomic") and not torch.are_deterministic_algorithms_enabled():
+    if hasattr(module, "composite_backward_atomic") and cuda_backward_mode() == "atomic" and not torch.are_deterministic_algorithms_enabled():
         return module.composite_backward_atomic
     return module.composite_backward
 

@@ -264,8 +264,12 @@ __global__ void __launch_bounds__(TILE_PIXELS)
       const bool seen = __ballot_sync(FULL_WARP, touched) != 0u;
       if constexpr (kPerPair) {
         T* partial = s_partial + (j * WARPS + warp) * GRAD_SLOTS;
+        if (!seen) {
+          if (lane < GRAD_SLOTS) partial[lane] = T(0);
+          continue;
+        }
         for (int q = 0; q < GRAD_SLOTS; ++q) {
-          const T v = seen ? warp_sum(grad[q]) : T(0);
+          const T v = warp_sum(grad[q]);
           if (lane == 0) partial[q] = v;
         }
       } else {
