@@ -73,8 +73,9 @@ SCENES = [
     ("few_blurred", 7, 16, 16, 0.5, {}),
     ("hundreds", 300, 45, 61, 0.0, {}),
     ("hundreds_blurred", 250, 40, 33, 2.0, {}),
-    # Long lists: early termination within the first shared-memory batch (128 primitives in
-    # float32, 73 in float64), then termination several batches down.
+    # Long lists: early termination within the first shared-memory batch (139 primitives in
+    # float32, 80 in float64, and 81 and 43 in the deterministic backward), then termination
+    # several batches down.
     ("deep", 600, 24, 20, 0.3, {"scale_range": (5.0, 30.0), "opacity_range": (0.3, 1.0)}),
     ("deep_translucent", 500, 24, 20, 0.0, {"scale_range": (5.0, 30.0), "opacity_range": (0.0, 0.15)}),
     ("sub_pixel", 400, 31, 29, 0.0, {"scale_range": (0.05, 1.0)}),

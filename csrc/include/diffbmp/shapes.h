@@ -51,7 +51,7 @@ DIFFBMP_HD inline T gaussian_taper_t(T q, T& dt_dq) {
 // q = u^2 / su^2 + v^2 / sv^2 of the Gaussian.
 template <typename T>
 DIFFBMP_HD inline T gaussian_q(const PrimGeom<T>& g, T u, T v) {
-  return u * u / (g.gauss_su * g.gauss_su) + v * v / (g.gauss_sv * g.gauss_sv);
+  return u * u / (g.analytic.gauss_su * g.analytic.gauss_su) + v * v / (g.analytic.gauss_sv * g.analytic.gauss_sv);
 }
 
 // One RGBA texel. On the GPU a single 16-byte load for float (two for double) through the
@@ -137,13 +137,13 @@ DIFFBMP_HD inline ShapeSample<T> shape_sample(const PrimGeom<T>& g, const T* tex
     T r2 = u * u + v * v;
     // Beyond r = eu the taper is zero: skip the exponential.
     if (r2 < g.eu * g.eu) {
-      T z = (T(1) - fn::sqrt(r2)) * g.circle_slope;
+      T z = (T(1) - fn::sqrt(r2)) * g.analytic.circle_slope;
       s.cov = fn::sigmoid(z) * smoothstep(circle_taper_t(z, unused), unused);
     }
   } else {
     T q = gaussian_q(g, u, v);
     if (q < T(GAUSSIAN_TAPER_END) * T(GAUSSIAN_TAPER_END)) {
-      s.cov = g.gauss_amp * fn::exp(T(-0.5) * q) * smoothstep(gaussian_taper_t(q, unused), unused);
+      s.cov = g.analytic.gauss_amp * fn::exp(T(-0.5) * q) * smoothstep(gaussian_taper_t(q, unused), unused);
     }
   }
   s.p[0] = s.p[1] = s.p[2] = s.cov;
@@ -179,7 +179,7 @@ DIFFBMP_HD inline ShapeSampleGrad<T> shape_sample_grad(const PrimGeom<T>& g, con
   }
   if (g.kind == KIND_CIRCLE) {
     T r = fn::sqrt(u * u + v * v);
-    T z = (T(1) - r) * g.circle_slope;
+    T z = (T(1) - r) * g.analytic.circle_slope;
     T sig = fn::sigmoid(z);
     T dt_dz, dw_dt;
     T w = smoothstep(circle_taper_t(z, dt_dz), dw_dt);
@@ -187,17 +187,17 @@ DIFFBMP_HD inline ShapeSampleGrad<T> shape_sample_grad(const PrimGeom<T>& g, con
     // dz/du = -slope * u / r, taken as zero at r = 0.
     T inv_r = r > T(0) ? T(1) / r : T(0);
     s.cov = sig * w;
-    s.dcov_du = -dcov_dz * g.circle_slope * u * inv_r;
-    s.dcov_dv = -dcov_dz * g.circle_slope * v * inv_r;
+    s.dcov_du = -dcov_dz * g.analytic.circle_slope * u * inv_r;
+    s.dcov_dv = -dcov_dz * g.analytic.circle_slope * v * inv_r;
     // Through rho = sqrt(sx sy): dz/dsx = z / (2 sx).
     s.dcov_dsx = dcov_dz * z * T(0.5) * g.inv_sx;
     s.dcov_dsy = dcov_dz * z * T(0.5) * g.inv_sy;
   } else {
-    T su = g.gauss_su, sv = g.gauss_sv;
+    T su = g.analytic.gauss_su, sv = g.analytic.gauss_sv;
     T q = gaussian_q(g, u, v);
     T dt_dq, dw_dt;
     T w = smoothstep(gaussian_taper_t(q, dt_dq), dw_dt);
-    T peak = g.gauss_amp * fn::exp(T(-0.5) * q);
+    T peak = g.analytic.gauss_amp * fn::exp(T(-0.5) * q);
     T cov = peak * w;
     T dcov_dq = peak * (T(-0.5) * w + dw_dt * dt_dq);
     s.cov = cov;
