@@ -25,14 +25,17 @@ def _load_build_spec():
 
 
 class BuildPyWithSources(build_py):
-    """Ships csrc/ inside the package so the just-in-time build finds it after install."""
+    """Ships csrc/ and docs/ inside the package (as diffbmp/_csrc and diffbmp/_docs): the
+    just-in-time build compiles the sources after install, and `diffbmp fit --help` points at
+    the installed guide (diffbmp/_resources.py finds both)."""
 
     def run(self):
         super().run()
-        target = Path(self.build_lib) / "diffbmp" / "_csrc"
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(ROOT / "csrc", target, ignore=shutil.ignore_patterns("*.o", "__pycache__"))
+        for source, name in ((ROOT / "csrc", "_csrc"), (ROOT / "docs", "_docs")):
+            target = Path(self.build_lib) / "diffbmp" / name
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.o", "__pycache__"))
 
 
 def _native_extensions(build_spec):

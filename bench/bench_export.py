@@ -24,8 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from diffbmp import PrimitiveParams, TextureBank  # noqa: E402
-from diffbmp.export import export  # noqa: E402
-from diffbmp.export.textures import bank_for_scale  # noqa: E402
+from diffbmp.exports import export  # noqa: E402
+from diffbmp.exports.textures import bank_for_scale  # noqa: E402
 from diffbmp.scene import Scene  # noqa: E402
 
 SHAPES = ["circle", "gaussian", "disc", "star", "brush_flat"]

@@ -6,8 +6,8 @@ Runs real fits on scikit-image's bundled images and prints a Markdown table:
     python bench/fit_quality.py --counts 256 1024 2048 --kinds circle brush --steps 1000 \
         --pictures docs/images/quality --json bench/results.json
 
-``circle`` fits start from configs/circles.yaml and ``brush`` fits from
-configs/brush_strokes.yaml; the image, the count and the steps are overridden. The circle
+``circle`` fits start from the ``circles`` recipe and ``brush`` fits from
+the ``brush_strokes`` recipe; the image, the count and the steps are overridden. The circle
 painters report MSE 0.012-0.037 for 2048 circles and 4096 Adam steps at 256 x 256 with
 images scaled to [-1, 1] (the ``MSE[-1,1]`` column, 4x the MSE of [0, 1] images).
 """
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffbmp.config import load_config  # noqa: E402
-from diffbmp.fit import fit  # noqa: E402
+from diffbmp.fitting.image import fit  # noqa: E402
 
-RECIPES = {"circle": ROOT / "configs" / "circles.yaml", "brush": ROOT / "configs" / "brush_strokes.yaml"}
+RECIPES = {"circle": "circles", "brush": "brush_strokes"}  # recipes, by name
 HEADER = "| image | canvas | primitives | kind | steps | seconds | PSNR (dB) | SSIM | MSE[-1,1] |"
 
 

@@ -10,8 +10,8 @@ not change) and how the two runs compare:
     python bench/video_quality.py --clips gif --pictures docs/images/quality
     python bench/video_quality.py --seeds 0 1 2      # the spread over random starts
 
-``gif`` is configs/video_gif.yaml (the animated GIF bundled with scikit-image) and
-``moving_shape`` is configs/video_moving_shape.yaml (a generated clip: a disc gliding over
+``gif`` is the ``video_gif`` recipe (the animated GIF bundled with scikit-image) and
+``moving_shape`` is the ``video_moving_shape`` recipe (a generated clip: a disc gliding over
 a still gradient). With ``--pictures`` it also writes, per clip, a plot of per-frame PSNR
 and flicker of both runs and a strip of target and painted frames.
 """
@@ -30,16 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffbmp.config import load_config  # noqa: E402
-from diffbmp.fit import run  # noqa: E402
+from diffbmp.fitting.image import run  # noqa: E402
 
-CLIPS = {"gif": ROOT / "configs" / "video_gif.yaml", "moving_shape": ROOT / "configs" / "video_moving_shape.yaml"}
+CLIPS = {"gif": "video_gif", "moving_shape": "video_moving_shape"}  # recipes, by name
 HEADER = "| clip | seed | frames | canvas | temporal weight | mean PSNR (dB) | lowest PSNR (dB) | flicker | seconds |"
 
 
-def fit_clip(config_path: Path, weight: float | None, overrides: list[str]):
+def fit_clip(recipe: str, weight: float | None, overrides: list[str]):
     """The VideoResult of one run (weight None keeps the config's temporal weight)."""
     extra = list(overrides) + ([] if weight is None else [f"video.temporal.weight={weight}"])
-    config = load_config(config_path, extra + ["video.gif=false", "video.mp4=false", "video.psd_frames=[]"])
+    config = load_config(recipe, extra + ["video.gif=false", "video.mp4=false", "video.psd_frames=[]"])
     return run(config, quiet=True)
 
 
@@ -102,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = [HEADER, "|---" * (HEADER.count("|") - 1) + "|"]
     summary = []
     for name in args.clips:
-        path = CLIPS[name]
+        recipe = CLIPS[name]
         ratios, costs = [], []
         for seed in args.seeds or [None]:
             overrides = list(args.overrides) + ([] if seed is None else [f"seed={seed}"])
             runs = {}
             for label, weight in (("temporal loss", None), ("no temporal loss", 0.0)):
                 began = time.perf_counter()
-                result = fit_clip(path, weight, overrides)
+                result = fit_clip(recipe, weight, overrides)
                 seconds = time.perf_counter() - began
                 runs[label] = result
                 psnrs = result.psnrs
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                            f"at a PSNR cost of {costs[-1]:.2f} dB")
             if args.pictures is not None and len(ratios) == 1:
                 args.pictures.mkdir(parents=True, exist_ok=True)
-                plot(args.pictures / f"video_{name}_psnr.png", Path(path).name, runs)
+                plot(args.pictures / f"video_{name}_psnr.png", f"{recipe}.yaml", runs)
                 strip(args.pictures / f"video_{name}_frames.jpg", runs)
         if len(ratios) > 1:
             summary.append(f"{name}, {len(ratios)} seeds: flicker cut {min(ratios):.2f}x to {max(ratios):.2f}x "

@@ -1,15 +1,14 @@
 """Finding, building and choosing the rendering backends.
 
 The native extensions are imported from the package when ``pip install`` built them ahead of
-time, and otherwise compiled on first use (with a visible message) into PyTorch's extension
-cache, from the same sources and flags (diffbmp/_build_spec.py).
+time, and otherwise compiled on first use (with a visible message) into diffbmp's extension
+cache (diffbmp/_jit.py), from the same sources and flags (diffbmp/_build_spec.py).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
 import threading
 import warnings
 from pathlib import Path
@@ -17,7 +16,7 @@ from types import ModuleType
 
 import torch
 
-from . import _build_spec
+from . import _build_spec, _jit, _resources
 from .errors import BackendUnavailableError, InputError
 
 BACKENDS = ("torch", "cpu", "cuda")
@@ -30,58 +29,19 @@ _warned_fallback = False
 
 def csrc_dir() -> Path:
     """The C++/CUDA sources: shipped inside the package, or beside it in a source checkout."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "_csrc", package.parent / "csrc"):
-        if (candidate / "include" / "diffbmp" / "constants.h").exists():
-            return candidate
-    raise BackendUnavailableError(
-        f"diffbmp's C++ sources are missing (looked in {package / '_csrc'} and {package.parent / 'csrc'}); "
-        "reinstall the package with `pip install .` from a source checkout"
-    )
-
-
-def _build_directory(kind: str) -> Path:
-    """Where the just-in-time build of ``kind`` is cached: one folder per torch/python/CUDA."""
-    root = Path(os.environ.get("DIFFBMP_CACHE_DIR") or Path.home() / ".cache" / "diffbmp")
-    cuda = f"-cu{torch.version.cuda}" if kind == "cuda" and torch.version.cuda else ""
-    tag = f"{kind}-torch{torch.__version__.split('+')[0]}-py{sys.version_info[0]}{sys.version_info[1]}{cuda}"
-    return root / "extensions" / tag
-
-
-def _needs_compiling(build_dir: Path, sources: list[str]) -> bool:
-    built = sorted(build_dir.glob("*.so")) + sorted(build_dir.glob("*.pyd"))
-    if not built:
-        return True
-    csrc = Path(sources[0]).parent.parent
-    newest_source = max(os.path.getmtime(p) for p in csrc.rglob("*") if p.suffix in {".h", ".cuh", ".cpp", ".cu"})
-    return newest_source > min(os.path.getmtime(p) for p in built)
+    found = _resources.csrc_dir()
+    if found is None:
+        package = _resources.PACKAGE
+        raise BackendUnavailableError(
+            f"diffbmp's C++ sources are missing (looked in {package / '_csrc'} and {package.parent / 'csrc'}); "
+            "reinstall the package with `pip install .` from a source checkout"
+        )
+    return found
 
 
 def _jit_build(kind: str) -> ModuleType:
-    from torch.utils import cpp_extension
-
-    csrc = str(csrc_dir())
-    sources = _build_spec.sources(kind, csrc)
-    build_dir = _build_directory(kind)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    if _needs_compiling(build_dir, sources):
-        print(
-            f"diffbmp: compiling the {kind} backend (once; about a minute) into {build_dir} ...",
-            file=sys.stderr,
-            flush=True,
-        )
-    kwargs = dict(
-        name=_build_spec.JIT_MODULES[kind],
-        sources=sources,
-        extra_include_paths=_build_spec.include_dirs(csrc),
-        extra_cflags=_build_spec.CXX_FLAGS,
-        extra_ldflags=_build_spec.LINK_FLAGS,
-        build_directory=str(build_dir),
-        verbose=os.environ.get("DIFFBMP_VERBOSE_BUILD") == "1",
-    )
-    if kind == "cuda":
-        kwargs["extra_cuda_cflags"] = _build_spec.NVCC_FLAGS
-    return cpp_extension.load(**kwargs)
+    sources = _build_spec.sources(kind, str(csrc_dir()))
+    return _jit.compile_extension(_build_spec.JIT_MODULES[kind], kind, sources, cuda=kind == "cuda")
 
 
 def native_module(kind: str) -> ModuleType:

@@ -6,7 +6,11 @@ two never drift apart. Imports nothing from diffbmp or torch at module level.
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
+import sys
+import tempfile
 
 #: Sources relative to the csrc/ folder.
 CPU_SOURCES = ["cpu/ops_cpu.cpp", "cpu/bindings_cpu.cpp"]
@@ -18,8 +22,57 @@ INCLUDE_DIRS = ["include"]
 # -ffp-contract=off: no multiply-add fusion, so binning's two walks over a primitive's tiles
 # take the same decisions on every host, aarch64 included, where GCC fuses by default
 # (csrc/include/diffbmp/common.h, mul_rn; the device code uses explicitly rounded intrinsics).
-CXX_FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
-LINK_FLAGS = ["-fopenmp"]
+# MSVC does not fuse under its default /fp:precise (Visual Studio 2022 and later).
+#
+# OpenMP: PyTorch's Linux and Windows builds run at::parallel_for on OpenMP, which is only
+# parallel in code compiled with OpenMP; where the compiler has none (Apple's clang) the
+# kernels build without it and run their loops on one thread, or on ATen's own thread pool
+# where PyTorch was built with it. DIFFBMP_OPENMP=0 or 1 overrides the check.
+
+
+def is_msvc() -> bool:
+    """Windows builds use MSVC (torch.utils.cpp_extension's compiler there)."""
+    return sys.platform == "win32"
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_has_openmp() -> bool:
+    """Whether the host compiler builds and links an OpenMP program (MSVC always does)."""
+    if is_msvc():
+        return True
+    compiler = os.environ.get("CXX") or "c++"
+    program = "#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            done = subprocess.run([compiler, "-fopenmp", "-x", "c++", "-", "-o", os.path.join(folder, "probe")],
+                                  input=program, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    return done.returncode == 0
+
+
+def use_openmp() -> bool:
+    """DIFFBMP_OPENMP=0/1, else whether the compiler has OpenMP."""
+    setting = os.environ.get("DIFFBMP_OPENMP", "").strip()
+    if setting in ("0", "1"):
+        return setting == "1"
+    return compiler_has_openmp()
+
+
+def cxx_flags(openmp: bool | None = None) -> list[str]:
+    """Host compiler flags (``openmp`` None: :func:`use_openmp`)."""
+    openmp = use_openmp() if openmp is None else openmp
+    if is_msvc():
+        return ["/O2", *(["/openmp"] if openmp else [])]
+    return ["-O3", "-ffp-contract=off", *(["-fopenmp"] if openmp else [])]
+
+
+def link_flags(openmp: bool | None = None) -> list[str]:
+    """Linker flags (MSVC needs none for OpenMP)."""
+    openmp = use_openmp() if openmp is None else openmp
+    return ["-fopenmp"] if openmp and not is_msvc() else []
+
+
 # No fast-math: the kernels are tested against the float32 reference at 1e-5.
 # No architecture flags, on purpose: torch.utils.cpp_extension (_get_cuda_arch_flags) adds its
 # own -gencode flags only when no flag here mentions "arch". It then builds for
@@ -62,8 +115,8 @@ def setuptools_extensions(root: str) -> list:
             AOT_MODULES["cpu"],
             rel(sources("cpu", csrc)),
             include_dirs=include_dirs(csrc),
-            extra_compile_args={"cxx": CXX_FLAGS},
-            extra_link_args=LINK_FLAGS,
+            extra_compile_args={"cxx": cxx_flags()},
+            extra_link_args=link_flags(),
         )
     ]
     wants_cuda = torch.version.cuda is not None and CUDA_HOME is not None and os.environ.get("DIFFBMP_SKIP_CUDA_BUILD") != "1"
@@ -76,8 +129,8 @@ def setuptools_extensions(root: str) -> list:
                 AOT_MODULES["cuda"],
                 rel(sources("cuda", csrc)),
                 include_dirs=include_dirs(csrc),
-                extra_compile_args={"cxx": CXX_FLAGS, "nvcc": NVCC_FLAGS},
-                extra_link_args=LINK_FLAGS,
+                extra_compile_args={"cxx": cxx_flags(), "nvcc": NVCC_FLAGS},
+                extra_link_args=link_flags(),
             )
         )
     return extensions

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
 from .errors import DiffBMPError
+from .interrupts import exit_code, signal_name, signals_as_interrupts
 
 #: Subcommand modules, in the order ``diffbmp --help`` lists them.
-COMMANDS = ("fit", "render", "export")
+COMMANDS = ("fit", "recipes", "config", "render", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,13 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with signals_as_interrupts():  # SIGTERM and SIGHUP stop work as Ctrl-C does
+            return int(args.handler(args) or 0)
     except DiffBMPError as error:
         print(f"diffbmp {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\ndiffbmp {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        print(f"\ndiffbmp {args.command}: interrupted ({signal_name(error)})", file=sys.stderr)
+        return exit_code(error)
+    except BrokenPipeError:  # the reader of our output went away (`diffbmp recipes | head`)
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The fit configuration: one schema for ``diffbmp fit config.yaml`` and ``diffbmp.fit(...)``.
 
 The YAML file, ``--set key=value`` overrides and the keyword arguments of
-:func:`diffbmp.fit.fit` all end up in a :class:`FitConfig` (pydantic models, unknown keys
+:func:`diffbmp.fitting.image.fit` all end up in a :class:`FitConfig` (pydantic models, unknown keys
 forbidden). Every problem becomes a :class:`~diffbmp.errors.ConfigError` whose message names
 the key by its dotted location (``optim.lr.means``), the value, and what is allowed, and
 suggests the nearest valid key for a misspelt one.
@@ -23,6 +23,7 @@ from .errors import ConfigError
 __all__ = [
     "FitConfig",
     "load_config",
+    "config_path",
     "config_from_dict",
     "apply_overrides",
     "parse_color",
@@ -502,9 +503,55 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return sources
 
 
+#: Endings of YAML configs.
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def config_path(spec: str | os.PathLike) -> Path:
+    """The YAML file ``spec`` names: a path, or the name of a recipe that ships with diffbmp
+    (``diffbmp recipes`` lists them). ConfigError, saying what to type instead, for anything
+    else: a picture or video given where a config belongs, a folder, or a name nothing has."""
+    from . import recipes
+
+    text = os.fspath(spec)
+    path = Path(text).expanduser()
+    if path.is_file() and (path.suffix.lower() in YAML_SUFFIXES or _is_text(path)):
+        return path
+    if path.exists():  # a picture, a video or a folder of frames: a target, not a config
+        raise ConfigError(
+            f"{text!r} is not a YAML config; it looks like something to paint. Type `diffbmp fit {text}` "
+            f"(the default recipe) or `diffbmp fit RECIPE --set target={text}`; in Python, diffbmp.fit({text!r}, ...)"
+        )
+    recipe = recipes.path(text)
+    if recipe is not None:
+        return recipe
+    close = [f"recipe {name!r}" for name in recipes.close_names(text)]
+    folder = path.parent if str(path.parent) else Path(".")
+    if folder.is_dir():
+        yamls = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in YAML_SUFFIXES)
+        close += [repr(str(folder / name)) for name in difflib.get_close_matches(path.name, yamls, n=3, cutoff=0.5)]
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(f"there is no config file or recipe {text!r}.{hint} Recipes: {', '.join(recipes.names())}")
+
+
+def _is_text(path: Path) -> bool:
+    """True when the start of the file decodes as UTF-8 text (YAML under another ending)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return True  # let reading it report the problem
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start > len(head) - 4  # a character cut off at the end of the sample
+    return b"\0" not in head
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> FitConfig:
-    """Read a YAML config (or start from the defaults when ``path`` is None) and apply ``--set`` overrides."""
-    data = read_yaml(path) if path is not None else {}
+    """Read a YAML config, named by its path or as a recipe (or start from the defaults when
+    ``path`` is None), and apply ``--set`` overrides."""
+    data = read_yaml(config_path(path)) if path is not None else {}
     sources = apply_overrides(data, overrides)
     return config_from_dict(data, origin=str(path) if path is not None else "", sources=sources)
 

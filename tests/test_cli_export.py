@@ -136,7 +136,7 @@ def test_bad_numbers_are_usage_errors(saved, capsys):
 
 @pytest.mark.parametrize("fmt", ["png", "psd"])
 def test_interrupted_export_leaves_no_file(saved, tmp_path, capsys, monkeypatch, fmt):
-    from diffbmp.export import atomic
+    from diffbmp.exports import atomic
 
     path, _ = saved
 

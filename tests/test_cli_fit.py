@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = str(ROOT / "configs" / "default.yaml")
+DEFAULT = "default"  # the recipe, by name
 SMALL = ["--set", "steps=12", "--set", "size=48", "--set", "n=60", "--set", "output.frames=6"]
 
 
@@ -91,26 +91,52 @@ def test_print_config(capsys):
     assert "n: 77" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
-    out = tmp_path / "run"
-    args = [sys.executable, "-m", "diffbmp.cli", "fit", DEFAULT, "--set", "steps=2000", "--set", "size=32", "--set", "n=20",
-            "--set", "output.frames=3", "--set", "output.checkpoint_every=0", "--set", "output.mp4=false", "--out", str(out)]
+INTERRUPTIBLE = ["fit", DEFAULT, "--set", "steps=2000", "--set", "size=32", "--set", "n=20", "--set", "output.frames=3",
+                 "--set", "output.checkpoint_every=0", "--set", "output.mp4=false"]
+
+
+def cli(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    return subprocess.Popen([sys.executable, "-m", "diffbmp.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=cwd, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The run folder of the interruptible fit, run to the end in one go."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    process = cli([*INTERRUPTIBLE, "-q", "--out", str(folder / "run")], folder)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return folder / "run"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)],
+                         ids=lambda s: signal.Signals(s).name)
+def test_a_signal_saves_a_checkpoint_and_resume_ends_where_an_uninterrupted_run_does(tmp_path, signum, uninterrupted):
+    # Ctrl-C, and what `timeout`, schedulers and `docker stop` (SIGTERM) or a closed terminal
+    # (SIGHUP) send: the same checkpoint, the resume command, and the shell's 128 + signal.
+    out = tmp_path / "run"
+    process = cli([*INTERRUPTIBLE, "--out", str(out)], tmp_path)
     deadline = time.time() + 90
     while not (out / "frames").is_dir() and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)  # the first frame is written when the loop starts
     time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=90)
-    assert process.returncode == 130, err
-    assert "--resume" in err and "checkpoint saved" in err
+    assert process.returncode == 128 + signum, err
+    assert "--resume" in err and "checkpoint saved" in err and f"interrupted ({signal.Signals(signum).name})" in err
     step = torch.load(out / "checkpoint.pt", weights_only=True)["step"]
     assert 0 < step < 2000
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert len(rows) == step
-    resumed = subprocess.run(args + ["--resume", "-q"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = cli([*INTERRUPTIBLE, "--out", str(out), "--resume", "-q"], tmp_path)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert len(rows) == 2000 and (out / "final.png").is_file() and (out / "fit.gif").is_file()
+    ended, expected = Scene.load(out / "scene.npz"), Scene.load(uninterrupted / "scene.npz")
+    assert torch.equal(ended.shape_ids, expected.shape_ids)
+    for name, tensor in ended.raw_tensors().items():
+        assert torch.equal(tensor, expected.raw_tensors()[name]), f"{name} differs from the uninterrupted run"

@@ -19,10 +19,11 @@ from diffbmp.config import (
     parse_color,
 )
 from diffbmp.errors import ConfigError
-from diffbmp.fit import build_config
+from diffbmp.recipes import RECIPE_DIR
+from diffbmp.fitting.image import build_config
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPES = sorted((ROOT / "configs").glob("*.yaml"))
+RECIPES = sorted(RECIPE_DIR.glob("*.yaml"))
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -46,7 +47,7 @@ def test_recipes_exist_and_validate():
 
 
 def test_circles_recipe_is_the_benchmark():
-    config = load_config(ROOT / "configs" / "circles.yaml")
+    config = load_config("circles")
     assert (config.n, config.steps, config.size, config.primitives) == (2048, 4096, 256, ["circle"])
 
 

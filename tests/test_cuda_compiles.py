@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffbmp import _backend, _build_spec, render
+from diffbmp import _backend, _build_spec, _jit, render
 from nvcc_check import NVCC, needs_nvcc
 from scenes import FLOAT_FIELDS, random_params
 from test_cuda import CudaBackendChecks
@@ -78,6 +78,13 @@ def cuda_include_dirs() -> list[Path]:
     return list(dict.fromkeys(d for d in dirs if d.is_dir()))
 
 
+def newest_standard(compiler: str) -> str:
+    """-std=c++20 where the compiler has it (PyTorch 2.14's headers need it), else -std=c++17."""
+    probe = subprocess.run([compiler, "-std=c++20", "-fsyntax-only", "-x", "c++", "-"], input="int main() {}\n",
+                           capture_output=True, text=True)
+    return "-std=c++20" if probe.returncode == 0 else "-std=c++17"
+
+
 def host_syntax_command(source: Path, stub_dir: Path) -> list[str] | str:
     """g++ -fsyntax-only with torch's and CUDA's headers, or the reason it cannot work here."""
     from torch.utils import cpp_extension
@@ -98,7 +105,7 @@ def host_syntax_command(source: Path, stub_dir: Path) -> list[str] | str:
         stub.parent.mkdir(parents=True, exist_ok=True)
         stub.write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
     return [
-        compiler, "-fsyntax-only", "-w", *_build_spec.CXX_FLAGS, "-DWITH_CUDA",
+        compiler, "-fsyntax-only", "-w", newest_standard(compiler), *_build_spec.cxx_flags(), "-DWITH_CUDA",
         *[f"-I{p}" for p in torch_include], f"-I{stub_dir}", f"-I{CSRC / 'include'}", f"-I{cuda_include}",
         f"-I{sysconfig.get_paths()['include']}", str(source),
     ]
@@ -135,21 +142,11 @@ EMULATED = "cuda_emulated"
 
 def build_emulated_module():
     """csrc/cuda compiled for the host with -DDIFFBMP_CUDA_EMULATION (csrc/cuda/emulation/README.md)."""
-    from torch.utils import cpp_extension
-
     if sys.platform != "linux":
         pytest.skip("the cuda emulation uses ucontext fibers (Linux only)")
-    build_dir = _backend._build_directory(EMULATED)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    return cpp_extension.load(
-        name="diffbmp_cuda_emulated",
-        sources=[str(CUDA_DIR / "ops_cuda.cpp"), str(CUDA_DIR / "emulation" / "rasterize_emulated.cpp"),
-                 str(CUDA_DIR / "bindings_cuda.cpp")],
-        extra_include_paths=_build_spec.include_dirs(str(CSRC)),
-        extra_cflags=[*_build_spec.CXX_FLAGS, "-DDIFFBMP_CUDA_EMULATION"],
-        extra_ldflags=_build_spec.LINK_FLAGS,
-        build_directory=str(build_dir),
-    )
+    sources = [CUDA_DIR / "ops_cuda.cpp", CUDA_DIR / "emulation" / "rasterize_emulated.cpp", CUDA_DIR / "bindings_cuda.cpp"]
+    return _jit.compile_extension("diffbmp_cuda_emulated", EMULATED, [str(p) for p in sources],
+                                  defines=["-DDIFFBMP_CUDA_EMULATION"])
 
 
 @pytest.mark.slow

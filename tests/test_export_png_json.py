@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from diffbmp import InputError, PrimitiveParams, TextureBank
-from diffbmp.export import atomic, export
-from diffbmp.export.atomic import atomic_open
-from diffbmp.export.json_format import JSON_FORMAT, JSON_VERSION, read_json, scene_from_dict, scene_to_dict
-from diffbmp.export.png import render_pixels
+from diffbmp.exports import atomic, export
+from diffbmp.exports.atomic import atomic_open
+from diffbmp.exports.json_format import JSON_FORMAT, JSON_VERSION, read_json, scene_from_dict, scene_to_dict
+from diffbmp.exports.png import render_pixels
 from diffbmp.scene import Scene
 
 SHAPES = ["circle", "gaussian", "disc", "brush_flat"]

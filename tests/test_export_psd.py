@@ -11,8 +11,8 @@ from psd_tools import PSDImage
 
 from diffbmp import InputError, PrimitiveParams, TextureBank
 from diffbmp.bounds import screen_bounds
-from diffbmp.export import export
-from diffbmp.export.psd import build_psd, write_psd
+from diffbmp.exports import export
+from diffbmp.exports.psd import build_psd, write_psd
 from diffbmp.scene import Scene
 
 SHAPES = ["circle", "gaussian", "disc", "star", "brush_flat"]

@@ -14,9 +14,9 @@ from PIL import Image
 
 from diffbmp import PrimitiveParams, TextureBank
 from diffbmp.constants import ALPHA_MAX
-from diffbmp.export import export
-from diffbmp.export.svg import blend_opacities, svg_document
-from diffbmp.export.textures import bank_for_scale
+from diffbmp.exports import export
+from diffbmp.exports.svg import blend_opacities, svg_document
+from diffbmp.exports.textures import bank_for_scale
 from diffbmp.scene import Scene
 
 cairosvg = pytest.importorskip("cairosvg")

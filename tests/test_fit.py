@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from diffbmp.config import ConfigError
-from diffbmp.fit import build_config, fit
+from diffbmp.fitting.image import build_config, fit
 from diffbmp.fitting.loop import Fitter
 from diffbmp.fitting.optim import RowAdam
 from diffbmp.fitting.schedules import blur_at, lr_factor

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from .render import add_common_arguments, default_output, describe, load_scene, non_negative_float, non_negative_int
+from .arguments import add_common_arguments, default_output, describe, load_scene, non_negative_float, non_negative_int
 
 DESCRIPTION = """Export a saved scene (.npz): a layered PSD (one layer per primitive, for Photoshop,
 GIMP, Krita), an SVG (each bitmap stored once), a PNG, or a JSON description."""
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export, resolve_format
+    from ..exports import export, resolve_format
 
     if args.format is None and args.output is None:
         raise InputError("give --format (psd, svg, png or json) or an output file with -o, e.g. -o painting.psd")
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_applicable(options: dict, name: str) -> None:
     """Refuse a flag the chosen format has no use for, naming the formats that take it."""
-    from ..export import FORMATS, writer_options
+    from ..exports import FORMATS, writer_options
 
     for key in options:
         if key not in writer_options(name):

@@ -1,42 +1,69 @@
-"""``diffbmp fit config.yaml [--set key=value ...] [--resume] [--force] [--out DIR]``."""
+"""``diffbmp fit [RECIPE | CONFIG.yaml | TARGET] [options]``: paint a target image or video.
+
+The first argument is a recipe name (``diffbmp recipes``), a YAML config, or, for a first try,
+the picture to paint (with the default recipe)::
+
+    diffbmp fit photo.jpg -n 500 --shapes brush_flat,brush_round -o painting.psd
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
 
-from ..config import dump_config, load_config
+from .._resources import doc_reference
 from ..errors import ConfigError
+from .arguments import positive_int
 
-EPILOG = """\
+#: Endings of what ``-o`` can write, with their format.
+OUTPUT_FORMATS = {".psd": "psd", ".svg": "svg", ".png": "png", ".json": "json"}
+#: Where a target (picture, video, frames) may come from besides a file.
+TARGET_PREFIXES = ("skimage:", "demo:")
+
+
+def epilog() -> str:
+    return f"""\
 examples:
-  diffbmp fit configs/default.yaml
-  diffbmp fit configs/circles.yaml --set target=photo.jpg --set n=4096
-  diffbmp fit configs/brush_strokes.yaml --set optim.lr.means=0.003 --out runs/strokes
-  diffbmp fit configs/circles.yaml --resume           # continue an interrupted run
-  diffbmp fit configs/video_gif.yaml                  # a video: GIF, MP4, folder of frames
+  diffbmp fit photo.jpg                               # the default recipe, on your picture
+  diffbmp fit photo.jpg -n 500 --shapes brush_flat,brush_round -o painting.psd
+  diffbmp fit default                                 # the astronaut in circles (no files needed)
+  diffbmp fit brush_strokes --set target=photo.jpg --set n=3000
+  diffbmp fit my_recipe.yaml --out runs/mine          # a config of your own (diffbmp config NAME > my_recipe.yaml)
+  diffbmp fit circles --resume                        # continue an interrupted run
+  diffbmp fit video_gif                               # a video: GIF, MP4, folder of frames
 
-Ctrl-C saves a checkpoint; run the same command with --resume to continue.
-Every config key is listed in docs/fitting.md.
+Ctrl-C (or SIGTERM) saves a checkpoint; run the same command with --resume to continue.
+Recipes: `diffbmp recipes`. Every config key: `diffbmp config --reference`.
+Guide: {doc_reference("fitting.md")}
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "fit",
-        help="paint a target image or video with primitives (reads a YAML config)",
-        description="Fit primitives to a target image by gradient descent and write the result, the scene, "
-        "an animation and a log into a run folder. A video target (MP4 and other video files, an animated GIF, "
-        "a folder of frames) is fitted frame by frame; see docs/video.md.",
-        epilog=EPILOG,
+        help="paint a target image or video with primitives",
+        description="Fit primitives to a target by gradient descent and write the result, the scene, an animation "
+        "and a log into a run folder. A video target (MP4 and other video files, an animated GIF, a folder of "
+        "frames) is fitted frame by frame.",
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", nargs="?", help="YAML config file (default: the built-in defaults)")
+    parser.add_argument("source", nargs="?", metavar="RECIPE|CONFIG.yaml|TARGET",
+                        help="a recipe name (see `diffbmp recipes`), a YAML config, or a picture or video to paint "
+                        "with the default recipe (default: the built-in defaults)")
+    parser.add_argument("-n", dest="n", type=positive_int, metavar="N", help="number of primitives (the key n)")
+    parser.add_argument("--steps", type=positive_int, metavar="N", help="optimisation steps (the key steps)")
+    parser.add_argument("--shapes", metavar="A,B,...", help="primitives, comma-separated: circle, gaussian, brush_flat, "
+                        "text:A, a PNG, a folder of PNGs ... (the key primitives)")
+    parser.add_argument("--size", type=positive_int, metavar="PX", help="the longer side of the fitting canvas (the key size)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set n=4096 --set optim.lr.means=0.003 (repeatable)")
-    parser.add_argument("--out", metavar="DIR", help="run folder (default: output.dir of the config, runs/<config name>)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="also write the painting to FILE: .psd (one layer per "
+                        "primitive), .svg, .png or .json")
+    parser.add_argument("--out", metavar="DIR", help="run folder (default: output.dir, runs/<recipe or target name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in the output folder from its checkpoint")
     parser.add_argument("--force", action="store_true", help="replace the run the output folder already holds")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no messages")
@@ -44,10 +71,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=handle)
 
 
+def is_target(source: str) -> bool:
+    """Whether the first argument is something to paint rather than a recipe or a config."""
+    from ..config import YAML_SUFFIXES
+    from ..recipes import path as recipe_path
+
+    if source.startswith(TARGET_PREFIXES):
+        return True
+    path = Path(source).expanduser()
+    if path.suffix.lower() in YAML_SUFFIXES or recipe_path(source) is not None:
+        return False
+    if path.exists():
+        return path.is_dir() or not _is_yaml_text(path)
+    from ..video.sources import FRAME_SUFFIXES, VIDEO_SUFFIXES
+
+    # Missing, but named like a picture or a video: loading it says what is wrong.
+    return path.suffix.lower() in (*FRAME_SUFFIXES, *VIDEO_SUFFIXES, ".gif")
+
+
+def _is_yaml_text(path: Path) -> bool:
+    from ..config import _is_text
+
+    return _is_text(path)
+
+
+def one_line_overrides(args: argparse.Namespace, target: str | None) -> list[str]:
+    """The ``--set`` items that the one-line options stand for (JSON values are valid YAML)."""
+    items = []
+    if target is not None:
+        items.append(f"target={json.dumps(target)}")
+    if args.shapes is not None:
+        shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+        if not shapes:
+            raise ConfigError("--shapes needs at least one primitive, e.g. --shapes circle or --shapes brush_flat,brush_round")
+        items.append(f"primitives={json.dumps(shapes)}")
+    for key in ("n", "steps", "size"):
+        if getattr(args, key) is not None:
+            items.append(f"{key}={getattr(args, key)}")
+    return items
+
+
 def output_folder(config_path: str | None, out: str | None, template: str | None, target: str) -> Path:
     """The run folder: --out, else output.dir with {name} replaced by the config's (or target's) name."""
     if out:
-        return Path(out)
+        return Path(out).expanduser()
     if not template:
         raise ConfigError("no output folder: pass --out DIR or set output.dir in the config")
     if config_path:
@@ -56,27 +123,68 @@ def output_folder(config_path: str | None, out: str | None, template: str | None
         bare = target.removeprefix("skimage:").removeprefix("demo:").split(":")[0]  # demo:<clip>:frames=N
         name = Path(bare).stem or "fit"
     try:
-        return Path(template.format(name=name))
+        return Path(template.format(name=name)).expanduser()
     except (KeyError, IndexError, ValueError) as error:
         raise ConfigError(f"output.dir {template!r} is not a valid folder template ({error}); only {{name}} may be used") from None
 
 
+def output_file(output: str | None) -> tuple[Path, str] | None:
+    """``-o FILE`` and its format, checked before any work is done."""
+    if output is None:
+        return None
+    path = Path(output).expanduser()
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"-o {output}: name the file with one of the endings {', '.join(OUTPUT_FORMATS)} "
+                          "(the format follows the ending), e.g. -o painting.psd")
+    return path, fmt
+
+
+def resume_command(args: argparse.Namespace, folder: Path) -> str:
+    """The command that continues this run."""
+    parts = ["diffbmp", "fit"] + ([args.source] if args.source else [])
+    for flag, value in (("-n", args.n), ("--steps", args.steps), ("--shapes", args.shapes), ("--size", args.size),
+                        ("-o", args.output)):
+        if value is not None:
+            parts += [flag, str(value)]
+    for item in args.overrides:
+        parts += ["--set", item]
+    return shlex.join(parts + ["--resume", "--out", str(folder)])
+
+
 def handle(args: argparse.Namespace) -> int:
-    from ..fit import run
+    from ..config import dump_config, load_config
+    from ..fitting.image import run
+    from ..recipes import DEFAULT
 
     if args.resume and args.force:
         raise ConfigError("--resume and --force contradict each other; choose one")
-    config = load_config(args.config, args.overrides)
+    target = args.source if args.source is not None and is_target(args.source) else None
+    config_source = DEFAULT if target is not None else args.source
+    config = load_config(config_source, one_line_overrides(args, target) + list(args.overrides))
     if args.print_config:
         sys.stdout.write(dump_config(config))
         return 0
-    folder = output_folder(args.config, args.out, config.output.dir, config.target)
-    command = ["diffbmp fit"] + ([args.config] if args.config else []) + [f"--set {shlex.quote(item)}" for item in args.overrides]
-    hint = " ".join(command + ["--resume", "--out", shlex.quote(str(folder))])
-    result = run(config, out=folder, resume=args.resume, force=args.force, quiet=args.quiet, resume_hint=hint)
+    written = output_file(args.output)
+    if written is not None:
+        from ..video.sources import video_kind
+
+        if video_kind(config.target) is not None:
+            raise ConfigError("-o writes one painting: a video fit writes painted.mp4, painted.gif and a scene per "
+                              "frame into its run folder (--out)")
+    # A target given on its own names the run folder; a recipe or config names it otherwise.
+    folder = output_folder(None if target is not None else args.source, args.out, config.output.dir, config.target)
+    result = run(config, out=folder, resume=args.resume, force=args.force, quiet=args.quiet,
+                 resume_hint=resume_command(args, folder))
+    paths = dict(result.paths)
+    if written is not None:
+        from ..exports import export
+
+        paths["output"] = export(result.scene, written[0], written[1])
     if not args.quiet:
         # An image fit's files, or a video fit's.
-        for name in ("final", "scene", "gif", "mp4", "painted_mp4", "painted_gif", "scenes", "psd", "frames_csv", "plot", "log"):
-            if name in result.paths:
-                print(f"  {name:11s} {result.paths[name]}", file=sys.stderr)
+        for name in ("output", "final", "scene", "gif", "mp4", "painted_mp4", "painted_gif", "scenes", "psd",
+                     "frames_csv", "plot", "log"):
+            if name in paths:
+                print(f"  {name:11s} {paths[name]}", file=sys.stderr)
     return 0

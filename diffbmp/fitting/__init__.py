@@ -1,6 +1,6 @@
 """The machinery of a fit: schedules, the row-wise Adam, the loop, recording and the run folder.
 
-The public entry points are :func:`diffbmp.fit.fit` and :func:`diffbmp.fit.run`.
+The public entry points are :func:`diffbmp.fitting.image.fit` and :func:`diffbmp.fitting.image.run`.
 """
 
 from .loop import FitDivergedError, Fitter, StepInfo

@@ -19,7 +19,6 @@ import contextlib
 import math
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Tuple
@@ -29,6 +28,7 @@ import torch
 from ..config import FitConfig, parse_color, result_relevant
 from ..errors import ConfigError, DiffBMPError
 from ..init import analyse_target, error_init, initialise
+from ..interrupts import Interrupted, handling
 from ..losses import LossWeights, mse, total_loss
 from ..params import PrimitiveParams
 from ..primitives import TextureBank
@@ -102,33 +102,33 @@ Regulariser = Callable[[RegulariserInput], Tuple[torch.Tensor, Dict[str, float]]
 
 
 class _InterruptFlag:
-    """First Ctrl-C: finish the current step, save, stop. Second Ctrl-C: stop at once, unless
-    the parameters are being updated (``critical``), which is always finished first so that
-    the checkpoint holds one consistent step."""
+    """First Ctrl-C (or SIGTERM, SIGHUP): finish the current step, save, stop. A second: stop at
+    once, unless the parameters are being updated (``critical``), which is always finished first
+    so that the checkpoint holds one consistent step."""
 
     def __init__(self) -> None:
-        self.raised = False
+        self.signum: int | None = None
         self.critical = False
-        self._previous: Any = None
-        self._installed = False
+        self._handling = handling(self._handle)
+
+    @property
+    def raised(self) -> bool:
+        return self.signum is not None
+
+    def exception(self) -> Interrupted:
+        return Interrupted(self.signum if self.signum is not None else signal.SIGINT)
 
     def __enter__(self) -> "_InterruptFlag":
-        if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handle)
-                self._installed = True
-            except ValueError:  # not allowed here (e.g. some embedded interpreters)
-                self._installed = False
+        self._handling.__enter__()
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.raised and not self.critical:
-            raise KeyboardInterrupt
-        self.raised = True
+            raise Interrupted(signum)
+        self.signum = signum
 
     def __exit__(self, *exc) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+        self._handling.__exit__(*exc)
 
 
 @contextlib.contextmanager
@@ -659,7 +659,8 @@ class Fitter:
     def run(self) -> bool:
         """Optimise until ``config.steps``; True when finished, False when a callback stopped it.
 
-        Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt;
+        Ctrl-C (SIGTERM, SIGHUP) finishes the current step, writes a checkpoint and raises
+        :class:`~diffbmp.interrupts.Interrupted` (a KeyboardInterrupt);
         any other exception writes the checkpoint of the last finished step and propagates.
         """
         from tqdm.auto import tqdm
@@ -676,7 +677,7 @@ class Fitter:
             with _InterruptFlag() as interrupt, _deterministic_convolutions(torch.device(self.device)):
                 while self.step < steps:
                     if interrupt.raised:
-                        raise KeyboardInterrupt
+                        raise interrupt.exception()
                     step = self.step
                     loss, psnr, blur, terms = self._train_step(step, interrupt)
                     done = step + 1

@@ -316,7 +316,7 @@ class _Sequence:
         return mode == "noise" or (mode == "auto" and self.clip.has_alpha)
 
     def _finish_frame(self, index: int, fitter: Fitter, start_info: dict[str, Any] | None, seconds: float) -> None:
-        from ..fit import final_render
+        from ..fitting.image import final_render
 
         if index == 0:
             self.background = fitter.current_background().detach().clone()  # every later frame keeps it
@@ -342,7 +342,7 @@ class _Sequence:
             scene.save(folder.scene_file(index))
             write_png(folder.painted_file(index), to_uint8(final.image))
             if index in self.psd_frames:
-                from ..export import export
+                from ..exports import export
 
                 folder.psd.mkdir(parents=True, exist_ok=True)
                 export(scene, folder.psd_file(index), backend=self.backend)
@@ -410,12 +410,12 @@ def run_video(
     callback: Callable[[StepInfo], bool | None] | None = None,
     resume_hint: str | None = None,
 ) -> VideoResult:
-    """Fit a video target frame by frame; what :func:`diffbmp.fit.run` does for videos.
+    """Fit a video target frame by frame; what :func:`diffbmp.fitting.image.run` does for videos.
 
-    The arguments are those of :func:`diffbmp.fit.run`; ``weight_map`` and ``mask`` may also
+    The arguments are those of :func:`diffbmp.fitting.image.run`; ``weight_map`` and ``mask`` may also
     be sequences (a video, GIF, folder, or array ``[T, H, W]``) with one map per frame.
     """
-    from ..fit import _device_and_backend, _messages, build_bank, check_shape_weights
+    from ..fitting.image import _device_and_backend, _messages, build_bank, check_shape_weights
 
     say = _messages(quiet)
     spec = config.target if target is None else target
@@ -487,7 +487,7 @@ def fit_video(
 ) -> VideoResult:
     """Paint every frame of a video with primitives, keeping them steady from frame to frame.
 
-    The same as :func:`diffbmp.fit.fit` (every argument means the same; ``steps`` are the
+    The same as :func:`diffbmp.fitting.image.fit` (every argument means the same; ``steps`` are the
     first frame's), for a video target only.
 
     Args:
@@ -507,7 +507,7 @@ def fit_video(
             or the maps do not match the frames.
         ConfigError: a bad option.
     """
-    from ..fit import fit
+    from ..fitting.image import fit
 
     if video_kind(target) is None:
         raise InputError(f"{describe(target)} is not a video: give a video file, an animated GIF, a folder of frames, "

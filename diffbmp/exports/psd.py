@@ -89,7 +89,7 @@ def build_psd(
         blur: soft-rasterization width in pixels of the scene's canvas (0 for a finished painting).
         group_size: put the layers in groups of this many when there are more primitives
             than that; 0 never groups.
-        texture_size: bitmap resolution, see :func:`~diffbmp.export.textures.bank_for_scale`.
+        texture_size: bitmap resolution, see :func:`~diffbmp.exports.textures.bank_for_scale`.
         backend: rendering backend (None: the fastest for the scene's device).
     """
     _check_options(scale, blur, group_size)

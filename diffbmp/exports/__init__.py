@@ -1,10 +1,10 @@
 """Exports of a painted scene: layered PSD, SVG, PNG at any resolution, and JSON.
 
->>> from diffbmp.export import export                      # doctest: +SKIP
+>>> from diffbmp.exports import export                      # doctest: +SKIP
 >>> export(scene, "painting.psd", scale=2)                 # format from the suffix
 >>> export(scene, "painting", format="svg")                # writes painting.svg
 
-Every file is written atomically (see :mod:`diffbmp.export.atomic`). docs/exports.md
+Every file is written atomically (see :mod:`diffbmp.exports.atomic`). docs/exports.md
 describes each format, what is exact and what is approximated.
 """
 

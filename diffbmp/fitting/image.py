@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 
-from .config import FitConfig, config_from_dict, dump_config, read_yaml, result_relevant
-from .errors import ConfigError
-from .fitting.loop import Fitter, StepInfo
-from .fitting.recording import frame_paths, to_uint8, write_animation, write_png
-from .fitting.runfolder import RunFolder
-from .losses import mse, ssim_loss
-from .primitives import TextureBank
-from .scene import Scene
-from .targets import SKIMAGE_PREFIX, Target, load_map, load_target, skimage_file
+from ..config import FitConfig, config_from_dict, dump_config, read_yaml, result_relevant
+from ..errors import ConfigError
+from ..losses import mse, ssim_loss
+from ..primitives import TextureBank
+from ..scene import Scene
+from ..targets import SKIMAGE_PREFIX, Target, load_map, load_target, skimage_file
+from .loop import Fitter, StepInfo
+from .recording import frame_paths, to_uint8, write_animation, write_png
+from .runfolder import RunFolder
 
 if TYPE_CHECKING:
-    from .video.sequence import VideoResult
+    from ..video.sequence import VideoResult
 
 __all__ = ["fit", "run", "FitResult", "StepInfo", "build_config", "final_render", "FinalRender"]
 
@@ -159,10 +159,10 @@ def run(
             the fit (a checkpoint is written when there is a run folder).
         resume_hint: the command that continues this run, shown after an interruption.
     """
-    from .video.sources import video_kind
+    from ..video.sources import video_kind
 
     if video_kind(config.target if target is None else target) is not None:
-        from .video.sequence import run_video
+        from ..video.sequence import run_video
 
         return run_video(config, target=target, bank=bank, weight_map=weight_map, mask=mask, out=out, resume=resume,
                          force=force, quiet=quiet, callback=callback, resume_hint=resume_hint)

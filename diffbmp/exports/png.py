@@ -33,7 +33,7 @@ def render_pixels(
         scale: resolution multiplier (the canvas is ``scene.canvas_size(scale)``).
         blur: soft-rasterization width in pixels of the scene's canvas.
         transparent: leave out the background; pixels no primitive covers get alpha 0.
-        texture_size: bitmap resolution, see :func:`~diffbmp.export.textures.bank_for_scale`.
+        texture_size: bitmap resolution, see :func:`~diffbmp.exports.textures.bank_for_scale`.
         backend: rendering backend (None: the fastest for the scene's device).
     """
     if not (isinstance(blur, (int, float)) and math.isfinite(blur) and blur >= 0):

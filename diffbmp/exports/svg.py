@@ -397,7 +397,7 @@ def svg_document(
             at this size.
         blur: fitted soft-rasterization width in pixels of the scene's canvas.
         transparent: leave out the background rectangle.
-        texture_size: bitmap resolution, see :func:`~diffbmp.export.textures.bank_for_scale`.
+        texture_size: bitmap resolution, see :func:`~diffbmp.exports.textures.bank_for_scale`.
         mipmaps: also store halved copies of a bitmap for primitives shown much smaller
             than it (see ``_Writer._levels``); False stores exactly one image per bitmap.
     """
