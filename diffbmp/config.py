@@ -525,13 +525,16 @@ def config_path(spec: str | os.PathLike) -> Path:
     recipe = recipes.path(text)
     if recipe is not None:
         return recipe
-    close = [f"recipe {name!r}" for name in recipes.close_names(text)]
+    close = []
     folder = path.parent if str(path.parent) else Path(".")
     if folder.is_dir():
         yamls = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in YAML_SUFFIXES)
         close += [repr(str(folder / name)) for name in difflib.get_close_matches(path.name, yamls, n=3, cutoff=0.5)]
+    close += [f"recipe {name!r}" for name in recipes.close_names(text)]
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ConfigError(f"there is no config file or recipe {text!r}.{hint} Recipes: {', '.join(recipes.names())}")
+    if path.suffix or len(path.parts) > 1:  # meant as a file
+        raise ConfigError(f"config file {text!r} does not exist.{hint}")
+    raise ConfigError(f"there is no recipe or config file {text!r}.{hint} Recipes: {', '.join(recipes.names())}")
 
 
 def _is_text(path: Path) -> bool:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 
-from ..config import FitConfig, config_from_dict, dump_config, read_yaml, result_relevant
+from ..config import FitConfig, config_from_dict, config_path, dump_config, read_yaml, result_relevant
 from ..errors import ConfigError
 from ..losses import mse, ssim_loss
 from ..primitives import TextureBank
@@ -83,7 +83,7 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
 
 
 def build_config(config: FitConfig | Mapping[str, Any] | str | os.PathLike | None = None, **options: Any) -> FitConfig:
-    """A validated :class:`FitConfig` from a base (config object, dict, or YAML path) and options.
+    """A validated :class:`FitConfig` from a base (config object, dict, YAML path or recipe name) and options.
 
     Options are top-level keys (``n=512``), sections as dicts (``optim={"lr": {"means": 0.003}}``),
     or nested keys joined by double underscores (``optim__lr__means=0.003``).
@@ -96,9 +96,9 @@ def build_config(config: FitConfig | Mapping[str, Any] | str | os.PathLike | Non
         data = {}
         _merge(data, config)
     elif isinstance(config, (str, os.PathLike)):
-        data = read_yaml(config)
+        data = read_yaml(config_path(config))  # a YAML file, or a recipe by name
     else:
-        raise ConfigError(f"config must be a FitConfig, a dict or a YAML path, got {type(config).__name__}")
+        raise ConfigError(f"config must be a FitConfig, a dict, a YAML path or a recipe name, got {type(config).__name__}")
     for key, value in options.items():
         parts = key.split("__")
         nested: dict[str, Any] = {}
@@ -362,7 +362,7 @@ def fit(
             (default: the config's, else ``["circle"]``).
         n: number of primitives (default from ``config``, else 1000).
         steps: optimisation steps (default from ``config``, else 500).
-        config: a base configuration (FitConfig, dict, or YAML path) the other arguments
+        config: a base configuration (FitConfig, dict, YAML path or recipe name) the other arguments
             override.
         out: run folder for final.png, scene.npz, fit.gif/mp4, log.csv, config.yaml and the
             checkpoint; None (default) writes nothing.
