@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, similar_files_hint
+from .image_files import pillow_pixels, pixels_to_float, read_image
 
 __all__ = [
     "Target", "load_target", "load_map", "SKIMAGE_PREFIX", "SKIMAGE_ANIMATIONS", "skimage_names", "skimage_file", "canvas_shape",
@@ -128,8 +129,7 @@ def _as_float_array(image: Any, what: str) -> np.ndarray:
     elif isinstance(image, np.ndarray):
         array = image
     elif hasattr(image, "mode") and hasattr(image, "convert"):  # a Pillow image
-        mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in getattr(image, "info", {}) else "RGB"
-        array = np.asarray(image.convert(mode))
+        array = pillow_pixels(image, what)
     else:
         raise InputError(f"{what} must be an image path, 'skimage:<name>', or a numpy/torch image; got {type(image).__name__}")
     if array.ndim == 2:
@@ -138,24 +138,7 @@ def _as_float_array(image: Any, what: str) -> np.ndarray:
         raise InputError(f"{what} must have shape [H, W], [H, W, 3] or [H, W, 4] (or [C, H, W]); got {list(array.shape)}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise InputError(f"{what} is empty ({array.shape[1]}x{array.shape[0]} pixels)")
-    if array.dtype == np.bool_:
-        out = array.astype(np.float64)
-    elif np.issubdtype(array.dtype, np.integer):
-        peak = 65535.0 if array.dtype in (np.uint16, np.int32, np.int64, np.uint32) and array.max() > 255 else 255.0
-        out = array.astype(np.float64) / peak
-    elif np.issubdtype(array.dtype, np.floating):
-        out = array.astype(np.float64)
-        if not np.isfinite(out).all():
-            raise InputError(f"{what} contains NaN or infinite values")
-        low, high = float(out.min()), float(out.max())
-        if low < -1e-6 or high > 1 + 1e-6:
-            raise InputError(
-                f"{what} has float values in [{low:.3g}, {high:.3g}]; float images must lie in [0, 1] "
-                "(divide 8-bit data by 255)"
-            )
-    else:
-        raise InputError(f"{what} has unsupported dtype {array.dtype}")
-    return np.clip(out, 0.0, 1.0)
+    return pixels_to_float(array, what)
 
 
 def canvas_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
@@ -194,24 +177,9 @@ def _existing_path(spec: str | os.PathLike, what: str) -> Path:
 
 
 def _read_file(path: Path, what: str) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            try:
-                img = ImageOps.exif_transpose(img)
-            except Exception:  # a damaged EXIF block must not stop an otherwise good image
-                pass
-            if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                array = np.asarray(img, dtype=np.float64)
-                peak = 1.0 if img.mode == "F" and array.max() <= 1 else (255.0 if array.max() <= 255 else 65535.0)
-                return np.clip(array / peak, 0, 1)[:, :, None]
-            return _as_float_array(img, f"{what} {str(path)!r}")
-    except InputError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
-        raise InputError(f"cannot read {what} {str(path)!r}: {error}") from None
+    """[H, W, 3], or [H, W, 4] for a file with alpha (image_files.read_image)."""
+    rgba, has_alpha = read_image(path, what)
+    return rgba if has_alpha else rgba[..., :3]
 
 
 def read_image_file(path: str | os.PathLike, what: str = "image") -> np.ndarray:
@@ -255,7 +223,8 @@ def load_target(spec: ImageLike, size: int | None = 256) -> Target:
 
     Args:
         spec: an image path, ``"skimage:<name>"``, or a numpy/torch/Pillow image ([H, W],
-            [H, W, 3], [H, W, 4] or [C, H, W]; uint8, uint16, bool, or float in [0, 1]).
+            [H, W, 3], [H, W, 4] or [C, H, W]; uint8, uint16, bool, or float in [0, 1]). A
+            file's bit depth comes from the file (image_files.read_image).
         size: longer side of the fitting canvas; None keeps the image's own size.
 
     Raises:

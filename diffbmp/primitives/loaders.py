@@ -16,9 +16,10 @@ from typing import Union
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InputError, similar_files_hint
+from ..image_files import read_image
 
 __all__ = ["load_image_rgba", "load_svg_rgba", "render_text_rgba", "white_to_alpha"]
 
@@ -158,29 +159,6 @@ def _header_size(p: Path) -> tuple[int, int] | None:
     return None
 
 
-def _to_float_rgba(img: Image.Image) -> tuple[np.ndarray, bool]:
-    """Straight RGBA float64 of any Pillow mode, and whether the file carried alpha."""
-    mode = img.mode
-    if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        # 16/32-bit grayscale: Pillow keeps the full range, so scale by what it can hold.
-        grey = np.asarray(img, dtype=np.float64)
-        peak = float(grey.max()) if grey.size else 0.0
-        if mode == "F" and peak <= 1.0:
-            scale = 1.0
-        elif mode.startswith("I;16") or peak > 255.0:
-            scale = 65535.0 if peak <= 65535.0 else peak
-        else:
-            scale = 255.0
-        grey = np.clip(grey / scale, 0.0, 1.0)
-        rgba = np.stack([grey, grey, grey, np.ones_like(grey)], axis=-1)
-        return rgba, False
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-    rgba8 = np.asarray(img.convert("RGBA"), dtype=np.float64) / 255.0
-    if not has_alpha:
-        rgba8[..., 3] = 1.0
-    return rgba8, has_alpha
-
-
 # ----------------------------------------------------------------------------- public API
 def load_image_rgba(path: PathLike, *, max_size: int = 256,
                     background_to_alpha: bool | None = None) -> np.ndarray:
@@ -207,30 +185,10 @@ def load_image_rgba(path: PathLike, *, max_size: int = 256,
     max_size = _check_size(max_size, "max_size", 1, MAX_SIZE_LIMIT)
     p = _existing_file(path, "image file")
     source = f"image file {str(p)!r}"
-    try:
-        with Image.open(p) as img:
-            img.load()
-            try:
-                img = ImageOps.exif_transpose(img)  # camera photos: honour the orientation tag
-            except Exception:  # a damaged EXIF block must not stop an otherwise good image
-                pass
-            if img.width == 0 or img.height == 0:
-                raise InputError(f"{source} is empty ({img.width}x{img.height} pixels)")
-            if img.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-                img = img.convert("RGB")
-            elif img.mode == "1":
-                img = img.convert("L")
-            rgba, has_alpha = _to_float_rgba(img)
-    except InputError:
-        raise
-    except UnidentifiedImageError as exc:
-        dims = _header_size(p)
-        if dims is not None and 0 in dims:
-            raise InputError(f"{source} is empty ({dims[0]}x{dims[1]} pixels)") from None
-        raise InputError(f"cannot read {source}: Pillow reported: {exc}") from None
-    except ( OSError, SyntaxError, ValueError, EOFError,
-            Image.DecompressionBombError, MemoryError) as exc:
-        raise InputError(f"cannot read {source}: Pillow reported: {exc}") from None
+    dims = _header_size(p)
+    if dims is not None and 0 in dims:  # Pillow refuses zero-size files as unreadable
+        raise InputError(f"{source} is empty ({dims[0]}x{dims[1]} pixels)")
+    rgba, has_alpha = read_image(p, "image file")
     if rgba.size == 0:
         raise InputError(f"{source} is empty (0 pixels)")
     opaque = bool((rgba[..., 3] >= 1.0).all())

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
+from ..image_files import image_size
 from ..targets import SKIMAGE_ANIMATIONS, SKIMAGE_PREFIX, Target, _existing_path, image_array, load_map, load_target, read_image_file, skimage_file
 
 __all__ = [
@@ -197,15 +198,9 @@ def frame_files(folder: str | os.PathLike, what: str = "target") -> list[Path]:
 
 def _check_folder_sizes(files: list[Path], what: str) -> tuple[int, int]:
     """(height, width) shared by every file; InputError naming the first file that differs."""
-    from PIL import Image, UnidentifiedImageError
-
     first: tuple[int, int] | None = None
     for path in files:
-        try:
-            with Image.open(path) as image:
-                size = image.size
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
-            raise InputError(f"cannot read {what} frame {str(path)!r}: {error}") from None
+        size = image_size(path, f"{what} frame")
         if first is None:
             first = size
         elif size != first:
