@@ -250,6 +250,8 @@ class FitConfig(_Section):
     primitives: list[str] = Field(default_factory=lambda: ["circle"], min_length=1, description="shapes: circle, gaussian, built-ins "
                                   "(brush_flat, leaf, star, ...), 'text:<characters>', image/SVG files or folders")
     texture_size: int = Field(128, ge=8, le=4096, description="longer side of bitmap primitives, texels")
+    text_font: Optional[str] = Field(None, description="font of `text:` primitives: a .ttf/.otf path or an installed "
+                                     "font's file name (null: Pillow's built-in font: Latin letters, digits, punctuation)")
     n: int = Field(1000, ge=1, le=10**7, description="number of primitives")
     steps: int = Field(500, ge=1, le=10**8, description="optimisation steps")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed: the same seed, config, backend and machine give the same result")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from diffbmp import TextureBank
 from diffbmp.errors import InputError
 from diffbmp.primitives.loaders import load_image_rgba, load_svg_rgba, render_text_rgba, white_to_alpha
 
@@ -403,7 +404,7 @@ def test_glyph_a_has_ink_and_margin():
     assert (alpha[y0 + 3] > 0.5).sum() < (alpha[y1 - 3] > 0.5).sum()
 
 
-@pytest.mark.parametrize("text", ["g", "7", ".", "?", "Hi!", "é"])
+@pytest.mark.parametrize("text", ["g", "7", ".", "?", "Hi!"])
 def test_glyphs_of_all_kinds(text):
     out = render_text_rgba(text, size=64)
     _check_rgba(out)
@@ -443,3 +444,30 @@ def test_text_errors(tmp_path):
         render_text_rgba("A", font=str(not_a_font))
     with pytest.raises(InputError, match="size"):
         render_text_rgba("A", size=4)
+
+
+@pytest.mark.parametrize("text", ["é", "中", "\x07", "a\u200b"])
+def test_characters_the_font_lacks_are_refused_by_name(text):
+    # Pillow's built-in font has the ASCII letters only: anything else would come out as its
+    # "missing glyph" box.
+    missing = [c for c in text if c not in "a"][0]
+    with pytest.raises(InputError, match=rf"font 'built-in' has no glyph for .*U\+{ord(missing):04X}.*text_font"):
+        render_text_rgba(text, size=32)
+    with pytest.raises(InputError, match="no glyph"):
+        TextureBank.from_names([f"text:{text}"])
+
+
+def test_a_font_that_has_the_character_draws_it():
+    try:
+        from PIL import ImageFont
+
+        path = ImageFont.truetype("DejaVuSans.ttf", 10).path
+    except OSError:
+        pytest.skip("DejaVuSans is not installed")
+    out = render_text_rgba("é", font=path, size=64)
+    assert max(out.shape[:2]) == 64 and out[..., 3].max() > 0.9
+    bank = TextureBank.from_names(["text:é"], font=path)
+    assert bank.names == ["text:é"]
+    with pytest.raises(InputError, match=r"DejaVuSans\.ttf' has no glyph for '中' \(U\+4E2D\)"):
+        render_text_rgba("中", font=path)
+

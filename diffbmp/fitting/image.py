@@ -227,7 +227,7 @@ def _messages(quiet: bool) -> Callable[[str], None]:
 
 def build_bank(config: FitConfig) -> TextureBank:
     """The texture bank of ``config.primitives``."""
-    return TextureBank.from_names(_primitive_specs(config.primitives), texture_size=config.texture_size)
+    return TextureBank.from_names(_primitive_specs(config.primitives), texture_size=config.texture_size, font=config.text_font)
 
 
 def check_shape_weights(config: FitConfig, bank: TextureBank) -> None:

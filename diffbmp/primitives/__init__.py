@@ -102,12 +102,14 @@ class TextureBank:
             raise InputError(f"unknown analytic shape {name!r}; choose one of {sorted(ANALYTIC_SHAPES)}")
         return self._append(BankEntry(name, ANALYTIC_SHAPES[name], None, f"analytic:{name}"))
 
-    def add(self, spec: str, *, texture_size: int = 128) -> int:
+    def add(self, spec: str, *, texture_size: int = 128, font: str | None = None) -> int:
         """Add a shape named by ``spec``; returns its shape id.
 
         ``spec`` is an analytic shape (``circle``, ``gaussian``), a built-in primitive
-        (``diffbmp.primitives.builtin_names()``), ``text:<characters>`` for a font glyph, or
-        the path of an image (PNG, JPG, ...) or SVG file.
+        (``diffbmp.primitives.builtin_names()``), ``text:<characters>`` for a font glyph
+        (drawn with ``font``, a .ttf/.otf path or installed font name; None: Pillow's built-in
+        font, which has the Latin letters, digits and punctuation), or the path of an image
+        (PNG, JPG, ...) or SVG file.
         """
         from . import loaders, procedural
 
@@ -115,7 +117,7 @@ class TextureBank:
             return self.add_analytic(spec)
         if spec.startswith(TEXT_PREFIX):
             text = spec[len(TEXT_PREFIX):]
-            return self.add_texture(spec, loaders.render_text_rgba(text, size=texture_size), source=spec)
+            return self.add_texture(spec, loaders.render_text_rgba(text, font=font, size=texture_size), source=spec)
         if spec in procedural.builtin_names():
             return self.add_texture(spec, procedural.make_builtin(spec, texture_size), source=f"builtin:{spec}")
         path = Path(spec).expanduser()
@@ -133,8 +135,9 @@ class TextureBank:
         )
 
     @classmethod
-    def from_names(cls, specs: Sequence[str] | str, *, texture_size: int = 128) -> "TextureBank":
-        """A bank of the shapes named in ``specs`` (see :meth:`add`); a folder adds every image in it."""
+    def from_names(cls, specs: Sequence[str] | str, *, texture_size: int = 128, font: str | None = None) -> "TextureBank":
+        """A bank of the shapes named in ``specs`` (see :meth:`add`; ``font`` draws the
+        ``text:`` ones); a folder adds every image in it."""
         if isinstance(specs, str):
             specs = [specs]
         bank = cls()
@@ -147,7 +150,7 @@ class TextureBank:
                 for file in files:
                     bank.add(str(file), texture_size=texture_size)
             else:
-                bank.add(spec, texture_size=texture_size)
+                bank.add(spec, texture_size=texture_size, font=font)
         if len(bank) == 0:
             raise InputError("no primitives were named; list at least one shape, e.g. ['circle']")
         return bank

@@ -301,6 +301,27 @@ def _load_font(font: str | None, px: int) -> ImageFont.FreeTypeFont | ImageFont.
         raise InputError(f"cannot load font {font!r} (Pillow reported: {exc}).{hint} {_FONT_HINT}") from None
 
 
+def _missing_characters(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> list[str]:
+    """The characters of ``text`` (spaces and line breaks aside) that the font has no glyph for,
+    by its character map (read with fontTools); a font would draw them as its "missing glyph"
+    box. Empty when the font's tables cannot be read (Pillow's fixed bitmap font)."""
+    from fontTools.ttLib import TTFont
+
+    source = getattr(font, "path", None)
+    if source is None:
+        return []
+    try:
+        if hasattr(source, "seek"):  # Pillow's built-in font, loaded from memory
+            source.seek(0)
+        cmap = TTFont(source, fontNumber=getattr(font, "index", 0), lazy=True).getBestCmap() or {}
+    except Exception:  # not a font fontTools reads: let the ink check below decide
+        return []
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+    return [c for c in dict.fromkeys(text) if not c.isspace() and ord(c) not in cmap]
+
+
 def _draw_text(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> np.ndarray:
     """Coverage (float, [0, 1]) of ``text`` drawn at the font's size, with room all round."""
     probe = ImageDraw.Draw(Image.new("L", (1, 1)))
@@ -323,8 +344,8 @@ def render_text_rgba(text: str, *, font: str | None = None, size: int = 128) -> 
             small transparent margin.
 
     Raises:
-        InputError: empty or whitespace-only text, an unknown font, or a font with no
-            visible glyph for the text.
+        InputError: empty or whitespace-only text, an unknown font, a character the font
+            has no glyph for (named with its code point), or nothing visible to draw.
     """
     size = _check_size(size, "size")
     if not isinstance(text, str):
@@ -335,7 +356,14 @@ def render_text_rgba(text: str, *, font: str | None = None, size: int = 128) -> 
     inner = size - 2 * margin
     # Measure the ink at a probe size, then draw again at the size that fills `inner`.
     probe_px = 64
-    coverage = _draw_text(text, _load_font(font, probe_px))
+    probe_font = _load_font(font, probe_px)
+    missing = _missing_characters(text, probe_font)
+    if missing:
+        names = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing)
+        raise InputError(f"the font {font or 'built-in'!r} has no glyph for {names}: it would draw its 'missing glyph' "
+                         "box instead. Choose a font that covers these characters: the config key text_font, or "
+                         "font='path/to/font.ttf' in Python")
+    coverage = _draw_text(text, probe_font)
     ink = coverage > VISIBLE_ALPHA
     if not ink.any():
         raise InputError(f"the font {font or 'built-in'!r} has no visible glyph for {text!r}; "
