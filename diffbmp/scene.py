@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._tempfiles import temporary_for
 from .errors import InputError
 from .params import PrimitiveParams
 from .primitives import BankEntry, TextureBank
@@ -169,6 +169,17 @@ class Scene:
         values["metadata"] = dict(self.metadata)
         return Scene(**values)
 
+    def check_drawable(self) -> None:
+        """InputError when the scene cannot be drawn: NaN or infinite values (a fit that
+        diverged), sizes of zero, shape ids outside its bank. Every export checks this before
+        writing anything. (Infinite logits are fine: they stand for opacities of 0 or 1.)"""
+        try:
+            self.params().check_values(len(self.bank))
+            if not bool(torch.isfinite(self.background()).all()):
+                raise InputError("its background colour is NaN")
+        except InputError as error:
+            raise InputError(f"the scene cannot be drawn: {error}") from None
+
     # ------------------------------------------------------------------ rendering
     def scaled_params(self, scale: float = 1.0) -> PrimitiveParams:
         """Activated parameters on a canvas ``scale`` times larger (positions and sizes scaled)."""
@@ -241,7 +252,7 @@ class Scene:
         }
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, temporary = temporary_for(path)
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez_compressed(handle, **arrays)

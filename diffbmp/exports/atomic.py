@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from .._tempfiles import TEMP_SUFFIX, remove_interrupted_writes, temporary_for
 from ..errors import InputError
 
-__all__ = ["atomic_open", "check_output_path", "TEMP_SUFFIX"]
-
-#: Ending of the temporary files (``.<name>.<random>.tmp``) an interrupted write removes.
-TEMP_SUFFIX = ".tmp"
+__all__ = ["atomic_open", "check_output_path", "remove_interrupted_writes", "temporary_for", "TEMP_SUFFIX"]
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
@@ -61,8 +58,9 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """
     path = check_output_path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    remove_interrupted_writes(folder, path.name)
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=folder)
+        fd, temporary = temporary_for(path)
     except PermissionError as error:
         raise InputError(_unwritable(path, folder)) from error
     except OSError as error:

@@ -50,6 +50,7 @@ def scene_to_dict(scene: Scene, scale: float = 1.0, *, embed_textures: bool = Fa
         embed_textures: include each bitmap as a base64 PNG (``shapes[i].png``), making
             the file self-contained; otherwise shapes are named by their ``source``.
     """
+    scene.check_drawable()
     from .. import __version__
 
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):

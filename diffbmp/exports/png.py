@@ -36,6 +36,7 @@ def render_pixels(
         texture_size: bitmap resolution, see :func:`~diffbmp.exports.textures.bank_for_scale`.
         backend: rendering backend (None: the fastest for the scene's device).
     """
+    scene.check_drawable()
     if not (isinstance(blur, (int, float)) and math.isfinite(blur) and blur >= 0):
         raise InputError(f"blur must be a number >= 0 (pixels), got {blur!r}")
     bank = bank_for_scale(scene, scale, texture_size)

@@ -92,6 +92,7 @@ def build_psd(
         texture_size: bitmap resolution, see :func:`~diffbmp.exports.textures.bank_for_scale`.
         backend: rendering backend (None: the fastest for the scene's device).
     """
+    scene.check_drawable()
     _check_options(scale, blur, group_size)
     height, width = scene.canvas_size(scale)
     if max(height, width) > MAX_PSD_SIDE:

@@ -401,6 +401,7 @@ def svg_document(
         mipmaps: also store halved copies of a bitmap for primitives shown much smaller
             than it (see ``_Writer._levels``); False stores exactly one image per bitmap.
     """
+    scene.check_drawable()
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise InputError(f"scale must be a positive number, got {scale!r}")
     if not (isinstance(blur, (int, float)) and math.isfinite(blur) and blur >= 0):

@@ -7,6 +7,7 @@ resumed run still has every frame when the animation is encoded at the end.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import warnings
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from .._tempfiles import temporary_for
 
 # mkstemp creates files readable by their owner only; outputs get the usual permissions.
 _UMASK = os.umask(0)
@@ -39,7 +42,7 @@ def to_uint8(image: torch.Tensor, alpha: torch.Tensor | None = None) -> np.ndarr
 
 def _atomic_path(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    return temporary_for(path)
 
 
 def write_png(path: str | os.PathLike, pixels: np.ndarray) -> Path:
@@ -75,8 +78,9 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
     """Encode the frames in ``frames_dir`` as a GIF and/or an MP4 (H.264).
 
     ``hold`` seconds of the last frame are added (an animation of a fit lingers on its
-    result; a painted video uses 0). A missing ffmpeg does not stop the fit: the MP4 is
-    skipped with a warning that says how to get it. Returns the paths written.
+    result; a painted video uses 0). Each file is checked before it is reported: the encoder
+    must succeed and the file must hold every frame. A missing ffmpeg or a failed MP4 does not
+    stop the fit: the MP4 is left out with a warning that says why. Returns the paths written.
     """
     paths = frame_paths(frames_dir)
     written: dict[str, Path] = {}
@@ -92,6 +96,9 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
             # The last frame lingers so the result can be seen before the loop restarts.
             durations = [1000.0 / fps] * (len(frames) - 1) + [max(1000.0 * hold, 1000.0 / fps)]
             iio.imwrite(temporary, np.stack(frames), extension=".gif", duration=durations, loop=0)
+            with Image.open(temporary) as check:
+                if getattr(check, "n_frames", 1) != len(frames):
+                    raise OSError(f"the GIF holds {getattr(check, 'n_frames', 1)} of {len(frames)} frames")
             publish_file(temporary, gif)
             written["gif"] = gif
         except BaseException:
@@ -99,10 +106,9 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
             raise
     if mp4 is not None:
         try:
-            import imageio.v2 as iio2
             import imageio_ffmpeg
 
-            imageio_ffmpeg.get_ffmpeg_exe()
+            ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
         except (ImportError, RuntimeError) as error:
             warnings.warn(f"{mp4.name} was not written: ffmpeg is not available ({error}); "
                           "install it with `pip install imageio-ffmpeg` (or set output.mp4: false)", stacklevel=2)
@@ -110,21 +116,54 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
         fd, temporary = _atomic_path(mp4)
         os.close(fd)
         try:
-            writer = iio2.get_writer(temporary, format="FFMPEG", fps=fps, codec="libx264", quality=8,
-                                     macro_block_size=1, pixelformat="yuv420p")
-            try:
-                for frame in frames + [frames[-1]] * int(fps * hold):
-                    # yuv420p needs even sides: repeat the last row/column where one is odd.
-                    pad = ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0))
-                    writer.append_data(np.pad(frame, pad, mode="edge"))
-            finally:
-                writer.close()
+            count = encode_mp4(ffmpeg, frames + [frames[-1]] * int(fps * hold), temporary, fps)
+            found = imageio_ffmpeg.count_frames_and_secs(temporary)[0]
+            if found != count:
+                raise EncoderError(f"the file holds {found} of its {count} frames")
             publish_file(temporary, mp4)
             written["mp4"] = mp4
         except (OSError, RuntimeError) as error:
             Path(temporary).unlink(missing_ok=True)
-            warnings.warn(f"{mp4.name} was not written: the encoder failed ({error})", stacklevel=2)
+            warnings.warn(f"{mp4.name} was not written: {error}", stacklevel=2)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
     return written
+
+
+class EncoderError(RuntimeError):
+    """ffmpeg failed, or its file is not whole."""
+
+
+def encode_mp4(ffmpeg: str, frames: list[np.ndarray], path: str | os.PathLike, fps: float) -> int:
+    """Encode uint8 RGB frames as H.264 into ``path`` with ffmpeg; returns the frame count.
+
+    ffmpeg runs in a process group of its own, so Ctrl-C reaches Python alone, which stops it
+    and re-raises (the caller removes the file); a non-zero exit status is an EncoderError
+    carrying ffmpeg's own last words.
+    """
+    height, width = frames[0].shape[:2]
+    even = (height + height % 2, width + width % 2)  # yuv420p needs even sides
+    command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{even[1]}x{even[0]}",
+               "-r", f"{fps:g}", "-i", "-", "-an", "-c:v", "libx264", "-preset", "medium", "-crf", "18",
+               "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(path)]
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+                                   start_new_session=True)
+        try:
+            for frame in frames:
+                pad = ((0, even[0] - height), (0, even[1] - width), (0, 0))
+                process.stdin.write(np.ascontiguousarray(np.pad(frame, pad, mode="edge")).tobytes())
+            process.stdin.close()
+            status = process.wait()
+        except BrokenPipeError:
+            status = process.wait()  # ffmpeg stopped reading: its message says why
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        if status != 0:
+            errors.seek(0)
+            words = errors.read().decode(errors="replace").strip().splitlines()
+            raise EncoderError(f"ffmpeg failed (exit status {status}): {words[-1] if words else 'no message'}")
+    return len(frames)

@@ -11,13 +11,13 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
+from .._tempfiles import remove_interrupted_writes, temporary_for
 from .recording import publish_file
 
 __all__ = ["RunFolder", "LOG_COLUMNS", "write_csv"]
@@ -28,7 +28,7 @@ LOG_COLUMNS = ("step", "loss", "psnr", "n", "blur", "seconds")
 
 def _write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temporary = temporary_for(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
@@ -79,6 +79,7 @@ class RunFolder:
         """
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"the output folder {str(self.root)!r} is a file; choose another --out")
+        remove_interrupted_writes(self.root, recursive=True)  # left by a run killed mid-write
         existing = self.existing()
         if force and not resume:
             self.clear()
@@ -119,7 +120,7 @@ class RunFolder:
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """``torch.save`` to a temp file, then rename: a crash never leaves half a checkpoint."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=self.root)
+        fd, temporary = temporary_for(self.checkpoint)
         try:
             with os.fdopen(fd, "wb") as handle:
                 torch.save(state, handle)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from .._tempfiles import temporary_for
 from ..errors import ConfigError
 from ..fitting.recording import publish_file
 from ..fitting.runfolder import RunFolder, write_csv
@@ -100,7 +100,7 @@ def write_plot(path: Path, rows: Sequence[dict[str, Any]], title: str = "") -> P
         axis.set_title(title, fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.png", dir=path.parent)
+    fd, temporary = temporary_for(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             figure.savefig(handle, format="png")
