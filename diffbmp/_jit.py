@@ -15,7 +15,9 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Iterator, Sequence
@@ -49,27 +51,43 @@ def build_directory(label: str, csrc: Path, flags: dict[str, list[str]]) -> Path
 
 @contextlib.contextmanager
 def build_lock(build_dir: Path, label: str) -> Iterator[None]:
-    """One process at a time builds in ``build_dir``; the others wait, saying so."""
+    """One process at a time builds in ``build_dir``; the others wait, saying who they wait for.
+
+    The lock is the operating system's (``filelock``): it goes with its holder, so a process
+    killed mid-build never leaves the next one waiting. The holder writes who it is into
+    ``<folder>.owner`` for the messages of those that wait.
+    """
     from filelock import FileLock, Timeout
 
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{build_dir}.lock")
+    owner = Path(f"{build_dir}.owner")
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        print(f"diffbmp: another process is compiling the {label} backend into {build_dir}; waiting for it ...",
+        holder = _read_owner(owner)
+        print(f"diffbmp: {holder} is compiling the {label} backend into {build_dir}; waiting for it ...",
               file=sys.stderr, flush=True)
         try:
             lock.acquire(timeout=WAIT_SECONDS)
         except Timeout:
             raise BackendUnavailableError(
-                f"another process has been compiling the {label} backend into {build_dir} for "
+                f"{_read_owner(owner)} has been compiling the {label} backend into {build_dir} for "
                 f"{WAIT_SECONDS // 60} minutes; stop it, or set DIFFBMP_CACHE_DIR to build elsewhere"
             ) from None
     try:
+        owner.write_text(f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%H:%M:%S')}\n")
         yield
     finally:
+        owner.unlink(missing_ok=True)
         lock.release()
+
+
+def _read_owner(owner: Path) -> str:
+    try:
+        return owner.read_text().strip() or "another process"
+    except OSError:
+        return "another process"
 
 
 def compile_extension(name: str, label: str, sources: Sequence[str], *, cuda: bool = False,

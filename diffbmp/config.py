@@ -441,6 +441,29 @@ def config_from_dict(data: dict[str, Any], *, origin: str = "", sources: dict[st
         raise _validation_error(error, origin, sources or {}) from None
 
 
+#: Limits that make a hostile YAML file fail fast: its size, and how many aliases (``*name``)
+#: it may use (nested aliases can make a few hundred bytes stand for billions of values).
+MAX_CONFIG_BYTES = 1_000_000
+MAX_YAML_ALIASES = 32
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses more than MAX_YAML_ALIASES aliases."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 (PyYAML's signature)
+        if self.check_event(yaml.AliasEvent):
+            self.aliases_seen = getattr(self, "aliases_seen", 0) + 1
+            if self.aliases_seen > MAX_YAML_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (at line {mark.line + 1}); a fit config "
+                                     "needs none, and nested ones can stand for billions of values")
+        return super().compose_node(parent, index)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader with limits)
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """The mapping in a YAML file (ConfigError naming the file and line on any problem)."""
     path = Path(path)
@@ -453,12 +476,15 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
             if close:
                 hint = f" Did you mean {', '.join(repr(str(folder / c)) for c in close)}?"
         raise ConfigError(f"config file {str(path)!r} does not exist.{hint}")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{str(path)!r} is {path.stat().st_size} bytes; a fit config is at most {MAX_CONFIG_BYTES} "
+                          "(is it really one?)")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read config file {str(path)!r}: {error}") from None
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -469,6 +495,40 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{str(path)!r} must hold a mapping of keys to values (like `target: photo.jpg`), got {type(data).__name__}")
     return data
+
+
+#: How a YAML null is written; any other text that YAML would read as null (a comment after
+#: ``#``, say) is kept as the text it is.
+_NULL_WORDS = {"", "~", "null", "Null", "NULL"}
+
+
+def _field_at(parts: Sequence[str]) -> Any:
+    """The schema field at a dotted key, or None where the key is unknown (an error later)."""
+    model = _model_at(parts[:-1])
+    return model.model_fields.get(parts[-1]) if model is not None else None
+
+
+def _override_value(raw: str, field: Any) -> Any:
+    """The value of ``--set key=raw``: a value, never a YAML document. For a key whose type is
+    text (a path, a colour, a template) the text is taken as it is, so `#ff0000`, `{name}` and
+    `skimage:` survive; other values (numbers, booleans, lists) are read as YAML, keeping the
+    text wherever YAML would turn it into something else (a comment, a mapping)."""
+    text = raw.strip()
+    annotation = getattr(field, "annotation", None)
+    text_only = annotation in (str, Optional[str])
+    if text_only:
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+            return _load_yaml(text)  # quoted: the quotes go, as in YAML
+        return None if annotation is Optional[str] and text in _NULL_WORDS - {""} else text
+    if text in _NULL_WORDS:
+        return None
+    try:
+        value = _load_yaml(text)
+    except yaml.YAMLError:
+        return text
+    if value is None or (isinstance(value, dict) and not text.startswith("{")):
+        return text  # `#...` read as a comment, `a: b` or `skimage:` read as a mapping
+    return value
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, str]:
@@ -482,11 +542,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"--set expects key=value (e.g. --set optim.lr.means=0.003), got {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
         parts = key.split(".")
+        value = _override_value(raw, _field_at(parts))
         node = data
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)

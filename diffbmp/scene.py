@@ -269,11 +269,16 @@ class Scene:
         path = Path(path)
         if not path.exists():
             raise InputError(f"scene file {str(path)!r} does not exist")
+        if not zipfile.is_zipfile(path):
+            raise InputError(f"{str(path)!r} is not a diffbmp scene file: {_what_it_is(path)}, not an .npz archive")
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-            raise InputError(f"{str(path)!r} is not a readable diffbmp scene file ({error})") from error
+        except ValueError:  # object arrays, which only pickle can read: never offered
+            raise InputError(f"{str(path)!r} is not a diffbmp scene file: it holds Python objects that diffbmp never "
+                             "writes (and never unpickles)") from None
+        except (OSError, zipfile.BadZipFile, EOFError) as error:
+            raise InputError(f"{str(path)!r} is a damaged scene file ({error}); save the scene again") from None
         if "header" not in arrays:
             raise InputError(f"{str(path)!r} is not a diffbmp scene file (no header)")
         try:
@@ -300,3 +305,24 @@ class Scene:
             shape_ids=torch.from_numpy(arrays["shape_ids"].copy()).long().to(device),
             metadata=header.get("metadata", {}),
         )
+
+
+def _what_it_is(path: Path) -> str:
+    """A few words on what a file that is not a scene seems to be."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as error:
+        return f"it cannot be read ({error.strerror or error})"
+    if not head:
+        return "it is empty"
+    for magic, kind in ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+                        (b"8BPS", "a PSD file"), (b"\x93NUMPY", "a single NumPy array (.npy)")):
+        if head.startswith(magic):
+            return f"it is {kind}"
+    try:
+        head.decode("utf-8")
+        return "it is a text file"
+    except UnicodeDecodeError:
+        return "its contents are not a scene's"
+

@@ -115,6 +115,8 @@ def test_processes_share_one_build_and_a_compiler_without_openmp_is_enough(tmp_p
         assert process.returncode == 0, err
     errors = "".join(err for _, err in outputs)
     assert errors.count("diffbmp: compiling the cpu backend") == 1 and errors.count("waiting for it") == 1, errors
+    pids = [str(p.pid) for p in processes]
+    assert any(f"process {pid} on " in errors for pid in pids), f"the waiting message names no holder: {errors}"
     (built,) = {out.strip().splitlines()[-1] for out, _ in outputs}  # the very same file
     folder = Path(built).parent
     assert folder.parent == tmp_path / "extensions" and "-fopenmp" not in (folder / "build.ninja").read_text()
@@ -134,3 +136,23 @@ def test_cache_folders_differ_with_sources_and_flags(tmp_path, monkeypatch):
     assert _jit.build_directory("cpu", csrc, {"cxx": ["-O2"]}) != first
     header.write_text("int b;\n")
     assert _jit.build_directory("cpu", csrc, {"cxx": ["-O3"]}) != first
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_killed_builder_leaves_no_lock_behind(tmp_path):
+    # The lock belongs to its holder: once the holder is gone (here: killed outright) the next
+    # process takes it at once.
+    from diffbmp import _jit
+
+    folder = tmp_path / "extensions" / "cpu-x"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from diffbmp import _jit\n"
+        f"with _jit.build_lock(Path({str(folder)!r}), 'cpu'):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert holder.stdout.readline().strip() == "held"
+    assert "process" in Path(f"{folder}.owner").read_text()
+    holder.kill()
+    holder.wait()
+    with _jit.build_lock(folder, "cpu"):  # would wait 30 minutes if the lock had outlived its holder
+        assert str(os.getpid()) in Path(f"{folder}.owner").read_text()
+

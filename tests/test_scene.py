@@ -7,6 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from PIL import Image
 import torch
 
 from diffbmp import InputError, PrimitiveParams, TextureBank
@@ -116,8 +117,18 @@ def test_load_errors_are_clear(scene, tmp_path):
         Scene.load(tmp_path / "nothing.npz")
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip file")
-    with pytest.raises(InputError, match="not a readable diffbmp scene"):
+    with pytest.raises(InputError, match="not a diffbmp scene file: it is a text file"):
         Scene.load(garbage)
+    # Files numpy would offer to unpickle: the message never suggests unsafe loading.
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(InputError, match="holds Python objects") as caught:
+        Scene.load(objects)
+    assert "pickle=" not in str(caught.value) and "unsafe" not in str(caught.value)
+    image = tmp_path / "photo.npz"
+    Image.new("RGB", (4, 4)).save(image, format="PNG")
+    with pytest.raises(InputError, match="it is a PNG image, not an .npz archive"):
+        Scene.load(image)
     other = tmp_path / "other.npz"
     np.savez(other, x=np.zeros(3))
     with pytest.raises(InputError, match="no header"):

@@ -88,17 +88,15 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
         return written
     frames = _load_frames(paths)
     if gif is not None:
-        import imageio.v3 as iio
-
         fd, temporary = _atomic_path(gif)
-        os.close(fd)
         try:
             # The last frame lingers so the result can be seen before the loop restarts.
             durations = [1000.0 / fps] * (len(frames) - 1) + [max(1000.0 * hold, 1000.0 / fps)]
-            iio.imwrite(temporary, np.stack(frames), extension=".gif", duration=durations, loop=0)
-            with Image.open(temporary) as check:
-                if getattr(check, "n_frames", 1) != len(frames):
-                    raise OSError(f"the GIF holds {getattr(check, 'n_frames', 1)} of {len(frames)} frames")
+            images = [Image.fromarray(frame) for frame in frames]
+            with os.fdopen(fd, "wb") as handle:
+                images[0].save(handle, format="GIF", save_all=True, append_images=images[1:], duration=durations,
+                               loop=0, disposal=1)
+            _check_whole_gif(temporary)
             publish_file(temporary, gif)
             written["gif"] = gif
         except BaseException:
@@ -129,6 +127,16 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
             Path(temporary).unlink(missing_ok=True)
             raise
     return written
+
+
+def _check_whole_gif(path: str | os.PathLike) -> None:
+    """OSError unless every frame of the GIF decodes (a cut-off file does not). Pillow joins
+    identical neighbouring frames, so the count may be lower than the frames given."""
+    from PIL import ImageSequence
+
+    with Image.open(path) as gif:
+        for frame in ImageSequence.Iterator(gif):
+            frame.load()
 
 
 class EncoderError(RuntimeError):

@@ -45,7 +45,7 @@ class RunFolder:
     FOLDERS = ("frames", "snapshots")
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         self.config = self.root / "config.yaml"
         self.checkpoint = self.root / "checkpoint.pt"
         self.final = self.root / "final.png"
