@@ -15,14 +15,13 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from . import __version__, _build_spec, _resources
+from ._locks import exclusive
 from .errors import BackendUnavailableError
 
 #: How long a process waits for another one's build before giving up.
@@ -49,45 +48,20 @@ def build_directory(label: str, csrc: Path, flags: dict[str, list[str]]) -> Path
     return cache_root() / f"{label}-torch{torch.__version__.split('+')[0]}-{python}-{digest.hexdigest()[:16]}"
 
 
-@contextlib.contextmanager
-def build_lock(build_dir: Path, label: str) -> Iterator[None]:
-    """One process at a time builds in ``build_dir``; the others wait, saying who they wait for.
-
-    The lock is the operating system's (``filelock``): it goes with its holder, so a process
-    killed mid-build never leaves the next one waiting. The holder writes who it is into
-    ``<folder>.owner`` for the messages of those that wait.
-    """
-    from filelock import FileLock, Timeout
-
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(f"{build_dir}.lock")
-    owner = Path(f"{build_dir}.owner")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        holder = _read_owner(owner)
+def build_lock(build_dir: Path, label: str) -> contextlib.AbstractContextManager:
+    """One process at a time builds in ``build_dir``; the others wait, saying who they wait for
+    (diffbmp/_locks.py: a killed builder never leaves the next one waiting)."""
+    def waiting(holder: str) -> None:
         print(f"diffbmp: {holder} is compiling the {label} backend into {build_dir}; waiting for it ...",
               file=sys.stderr, flush=True)
-        try:
-            lock.acquire(timeout=WAIT_SECONDS)
-        except Timeout:
-            raise BackendUnavailableError(
-                f"{_read_owner(owner)} has been compiling the {label} backend into {build_dir} for "
-                f"{WAIT_SECONDS // 60} minutes; stop it, or set DIFFBMP_CACHE_DIR to build elsewhere"
-            ) from None
-    try:
-        owner.write_text(f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%H:%M:%S')}\n")
-        yield
-    finally:
-        owner.unlink(missing_ok=True)
-        lock.release()
 
+    def gave_up(holder: str) -> BaseException:
+        return BackendUnavailableError(
+            f"{holder} has been compiling the {label} backend into {build_dir} for {WAIT_SECONDS // 60} minutes; "
+            "stop it, or set DIFFBMP_CACHE_DIR to build elsewhere"
+        )
 
-def _read_owner(owner: Path) -> str:
-    try:
-        return owner.read_text().strip() or "another process"
-    except OSError:
-        return "another process"
+    return exclusive(Path(f"{build_dir}.lock"), wait=WAIT_SECONDS, on_wait=waiting, on_timeout=gave_up)
 
 
 def compile_extension(name: str, label: str, sources: Sequence[str], *, cuda: bool = False,

@@ -6,11 +6,15 @@ so that every module that writes files can use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["TEMP_SUFFIX", "temporary_for", "remove_interrupted_writes"]
+from .errors import OutputError, output_error
+
+__all__ = ["TEMP_SUFFIX", "temporary_for", "remove_interrupted_writes", "writing"]
 
 #: Ending of the temporary files.
 TEMP_SUFFIX = ".tmp"
@@ -33,3 +37,16 @@ def remove_interrupted_writes(folder: str | os.PathLike, name: str = "*", recurs
     for leftover in found:
         leftover.unlink(missing_ok=True)
     return found
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an OSError raised while writing ``path`` (a full disk, a read-only folder) into an
+    OutputError that names the path and what to do."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as error:
+        raise output_error(error, path) from error
+

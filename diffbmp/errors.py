@@ -19,6 +19,28 @@ class BackendUnavailableError(DiffBMPError, RuntimeError):
     """The requested rendering backend cannot run on this machine."""
 
 
+class OutputError(DiffBMPError, OSError):
+    """A file or folder diffbmp writes cannot be written: no space left, no permission, a
+    read-only disk, or a run folder another process is using."""
+
+
+def output_error(error: OSError, path: "str | os.PathLike[str]") -> OutputError:
+    """An OutputError naming ``path``, what went wrong and what to do, for an OSError
+    raised while writing it."""
+    import errno
+
+    reasons = {
+        errno.ENOSPC: "no space is left on the disk that holds it; free some space or choose another output folder",
+        errno.EDQUOT: "the disk quota is used up; free some space or choose another output folder",
+        errno.EACCES: "permission denied; choose a folder you can write to, or change its permissions",
+        errno.EPERM: "the operation is not permitted there; choose another output folder",
+        errno.EROFS: "the disk that holds it is read-only; choose another output folder",
+        errno.ENAMETOOLONG: "the name is too long for the file system; choose a shorter name",
+    }
+    reason = reasons.get(error.errno, error.strerror or str(error))
+    return OutputError(f"cannot write {str(path)!r}: {reason}")
+
+
 def similar_files_hint(path: "str | os.PathLike[str]", cutoff: float = 0.6) -> str:
     """`` Did you mean '...'?`` naming files beside a missing ``path`` whose names look like
     its name, or an empty string when its folder holds none (or does not exist)."""

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._tempfiles import temporary_for
+from ._tempfiles import temporary_for, writing
 from .errors import InputError
 from .params import PrimitiveParams
 from .primitives import BankEntry, TextureBank
@@ -251,16 +251,17 @@ class Scene:
             "metadata": self.metadata,
         }
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = temporary_for(path)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-            os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp's 0600 is for secrets, not scenes
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = temporary_for(path)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    np.savez_compressed(handle, **arrays)
+                os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp's 0600 is for secrets, not scenes
+                os.replace(temporary, path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
         return path
 
     @classmethod

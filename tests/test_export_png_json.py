@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from diffbmp import InputError, PrimitiveParams, TextureBank
+from diffbmp.errors import OutputError
 from diffbmp.exports import atomic, export
 from diffbmp.exports.atomic import atomic_open
 from diffbmp.exports.json_format import JSON_FORMAT, JSON_VERSION, read_json, scene_from_dict, scene_to_dict
@@ -165,7 +166,7 @@ def test_missing_or_unusable_output_folder(scene, tmp_path, monkeypatch):
 
     # Running as root makes a read-only folder writable, so refuse the temporary file instead.
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
-    with pytest.raises(InputError, match=r"is not writable; choose another output folder or change its permissions"):
+    with pytest.raises(OutputError, match=r"out\.json': permission denied; choose a folder you can write to"):
         export(scene, tmp_path / "out.json")
 
 

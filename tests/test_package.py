@@ -150,9 +150,9 @@ def test_a_killed_builder_leaves_no_lock_behind(tmp_path):
         f"with _jit.build_lock(Path({str(folder)!r}), 'cpu'):\n    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert holder.stdout.readline().strip() == "held"
-    assert "process" in Path(f"{folder}.owner").read_text()
+    assert "process" in Path(f"{folder}.lock.owner").read_text()
     holder.kill()
     holder.wait()
     with _jit.build_lock(folder, "cpu"):  # would wait 30 minutes if the lock had outlived its holder
-        assert str(os.getpid()) in Path(f"{folder}.owner").read_text()
+        assert str(os.getpid()) in Path(f"{folder}.lock.owner").read_text()
 

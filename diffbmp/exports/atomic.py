@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .._tempfiles import TEMP_SUFFIX, remove_interrupted_writes, temporary_for
+from .._tempfiles import TEMP_SUFFIX, remove_interrupted_writes, temporary_for, writing
 from ..errors import InputError
 
 __all__ = ["atomic_open", "check_output_path", "remove_interrupted_writes", "temporary_for", "TEMP_SUFFIX"]
@@ -58,24 +58,19 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """
     path = check_output_path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    remove_interrupted_writes(folder, path.name)
-    try:
+    with writing(path):
+        remove_interrupted_writes(folder, path.name)
         fd, temporary = temporary_for(path)
-    except PermissionError as error:
-        raise InputError(_unwritable(path, folder)) from error
-    except OSError as error:
-        raise InputError(f"cannot write {str(path)!r}: {error.strerror or error}") from error
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates the file readable by its owner only; an exported image is meant
-        # to be shared, so give it the usual rw-r--r--.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        # Any failure, KeyboardInterrupt included: never leave the temporary file behind.
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            # mkstemp creates the file readable by its owner only; an exported image is meant
+            # to be shared, so give it the usual rw-r--r--.
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            # Any failure, KeyboardInterrupt included: never leave the temporary file behind.
+            Path(temporary).unlink(missing_ok=True)
+            raise

@@ -11,6 +11,7 @@ and hand it to :func:`run`, so they behave identically::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import torch
 
 from ..config import FitConfig, config_from_dict, config_path, dump_config, read_yaml, result_relevant
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..losses import mse, ssim_loss
 from ..primitives import TextureBank
 from ..scene import Scene
@@ -166,6 +167,16 @@ def run(
 
         return run_video(config, target=target, bank=bank, weight_map=weight_map, mask=mask, out=out, resume=resume,
                          force=force, quiet=quiet, callback=callback, resume_hint=resume_hint)
+    folder = RunFolder(out) if out is not None else None
+    with folder.claimed() if folder is not None else contextlib.nullcontext():
+        return _run_image(config, folder, target=target, bank=bank, weight_map=weight_map, mask=mask, resume=resume,
+                          force=force, quiet=quiet, callback=callback, resume_hint=resume_hint)
+
+
+def _run_image(config: FitConfig, folder: RunFolder | None, *, target: Any, bank: TextureBank | None, weight_map: Any,
+               mask: Any, resume: bool, force: bool, quiet: bool, callback: Callable[[StepInfo], bool | None] | None,
+               resume_hint: str | None) -> "FitResult":
+    """:func:`run` for a still image, in a run folder this process holds (or none)."""
     say = _messages(quiet)
     loaded = load_target(config.target if target is None else target, config.size)
     if bank is None:
@@ -176,11 +187,9 @@ def run(
     check_shape_weights(config, bank)
     device, backend = _device_and_backend(config)
 
-    folder = RunFolder(out) if out is not None else None
     resuming = False
     if folder is not None:
         resuming = folder.prepare(result_relevant(config), resume=resume, force=force)
-        folder.root.mkdir(parents=True, exist_ok=True)
         folder.write_config(dump_config(config))
 
     def save_checkpoint(state: dict[str, Any]) -> None:
@@ -210,12 +219,19 @@ def run(
         fitter.initialise()
     try:
         completed = fitter.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OutputError):
         if folder is not None:
             hint = resume_hint or f"diffbmp.fit(..., out={str(folder.root)!r}, resume=True)"
-            say(f"checkpoint saved in {folder.checkpoint}; continue with: {hint}")
+            say(f"{_checkpoint_state(folder.checkpoint, fitter.checkpoint_failed)}; continue with: {hint}")
         raise
     return _finish(fitter, loaded, folder, completed, say)
+
+
+def _checkpoint_state(path: Path, failed: bool) -> str:
+    """What an interrupted run left to resume from."""
+    if not failed:
+        return f"checkpoint saved in {path}"
+    return f"the last checkpoint written is kept in {path}" if path.exists() else "no checkpoint could be written"
 
 
 def _messages(quiet: bool) -> Callable[[str], None]:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, Tuple
 import torch
 
 from ..config import FitConfig, parse_color, result_relevant
-from ..errors import ConfigError, DiffBMPError
+from ..errors import ConfigError, DiffBMPError, OutputError
 from ..init import analyse_target, error_init, initialise
 from ..interrupts import Interrupted, handling
 from ..losses import LossWeights, mse, total_loss
@@ -186,6 +186,7 @@ class Fitter:
         self.mask = None if mask is None else mask.to(device)
         self.progress = progress
         self.log = log or (lambda message: None)
+        self.checkpoint_failed = False  # the last attempt to write a checkpoint failed (a full disk, say)
         self.callback = callback
         self.on_checkpoint = on_checkpoint
         self.on_frame = on_frame
@@ -708,7 +709,11 @@ class Fitter:
             self._restore_boundary()
             self.seconds_before = self._elapsed()
             self._session_start = time.perf_counter()
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except OutputError as failed:  # a full disk, say: the last checkpoint that was written stays
+                self.checkpoint_failed = True
+                self.log(f"{failed}; the previous checkpoint is kept")
             if isinstance(error, KeyboardInterrupt):
                 self.log(f"interrupted after step {self.step} of {steps}")
             raise

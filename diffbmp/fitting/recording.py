@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .._tempfiles import temporary_for
+from .._tempfiles import temporary_for, writing
+from ..errors import output_error
 
 # mkstemp creates files readable by their owner only; outputs get the usual permissions.
 _UMASK = os.umask(0)
@@ -46,16 +47,18 @@ def _atomic_path(path: Path) -> tuple[int, str]:
 
 
 def write_png(path: str | os.PathLike, pixels: np.ndarray) -> Path:
-    """Write uint8 RGB or RGBA pixels to ``path`` atomically (temp file + rename)."""
+    """Write uint8 RGB or RGBA pixels to ``path`` atomically (temp file + rename); OutputError
+    naming the path when it cannot be written."""
     path = Path(path)
-    fd, temporary = _atomic_path(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(pixels).save(handle, format="PNG")
-        publish_file(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        fd, temporary = _atomic_path(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                Image.fromarray(pixels).save(handle, format="PNG")
+            publish_file(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -88,7 +91,8 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
         return written
     frames = _load_frames(paths)
     if gif is not None:
-        fd, temporary = _atomic_path(gif)
+        with writing(gif):
+            fd, temporary = _atomic_path(gif)
         try:
             # The last frame lingers so the result can be seen before the loop restarts.
             durations = [1000.0 / fps] * (len(frames) - 1) + [max(1000.0 * hold, 1000.0 / fps)]
@@ -99,6 +103,9 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
             _check_whole_gif(temporary)
             publish_file(temporary, gif)
             written["gif"] = gif
+        except OSError as error:
+            Path(temporary).unlink(missing_ok=True)
+            raise output_error(error, gif) from error
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
@@ -111,7 +118,8 @@ def write_animation(frames_dir: str | os.PathLike, gif: Path | None, mp4: Path |
             warnings.warn(f"{mp4.name} was not written: ffmpeg is not available ({error}); "
                           "install it with `pip install imageio-ffmpeg` (or set output.mp4: false)", stacklevel=2)
             return written
-        fd, temporary = _atomic_path(mp4)
+        with writing(mp4):
+            fd, temporary = _atomic_path(mp4)
         os.close(fd)
         try:
             count = encode_mp4(ffmpeg, frames + [frames[-1]] * int(fps * hold), temporary, fps)

@@ -6,36 +6,42 @@ A folder that already holds a run is never overwritten by accident: continuing i
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from ..errors import ConfigError
-from .._tempfiles import remove_interrupted_writes, temporary_for
+from .._locks import exclusive
+from .._tempfiles import remove_interrupted_writes, temporary_for, writing
+from ..errors import ConfigError, OutputError
 from .recording import publish_file
 
 __all__ = ["RunFolder", "LOG_COLUMNS", "write_csv"]
+
+#: The lock file a running fit holds in its run folder.
+LOCK_NAME = ".diffbmp.lock"
 
 #: Columns of log.csv.
 LOG_COLUMNS = ("step", "loss", "psnr", "n", "blur", "seconds")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = temporary_for(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        publish_file(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = temporary_for(path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+            publish_file(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 class RunFolder:
@@ -55,6 +61,28 @@ class RunFolder:
         self.log = self.root / "log.csv"
         self.frames = self.root / "frames"
         self.snapshots = self.root / "snapshots"
+
+    @contextlib.contextmanager
+    def claimed(self) -> Iterator["RunFolder"]:
+        """While the block runs, this process holds the folder from :meth:`prepare` on: a second
+        run pointed at the same folder is refused at once, naming the process that holds it
+        (diffbmp/_locks.py). Nothing is created before :meth:`prepare`, so a run refused for
+        bad input leaves no folder behind."""
+        with contextlib.ExitStack() as stack:
+            self._claim = stack
+            try:
+                yield self
+            finally:
+                self._claim = None
+
+    def _hold(self) -> None:
+        def in_use(holder: str) -> BaseException:
+            return OutputError(f"the run folder {str(self.root)!r} is in use by {holder}; wait for that run to end, "
+                               "or choose another folder with --out")
+
+        if getattr(self, "_claim", None) is not None:
+            self._claim.enter_context(exclusive(self.root / LOCK_NAME, wait=0, on_timeout=in_use))
+            self._claim = None  # held until the block of claimed() ends
 
     def existing(self) -> list[str]:
         """Names of the run files already in the folder."""
@@ -79,7 +107,10 @@ class RunFolder:
         """
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"the output folder {str(self.root)!r} is a file; choose another --out")
-        remove_interrupted_writes(self.root, recursive=True)  # left by a run killed mid-write
+        with writing(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._hold()
+            remove_interrupted_writes(self.root, recursive=True)  # left by a run killed mid-write
         existing = self.existing()
         if force and not resume:
             self.clear()
@@ -118,16 +149,18 @@ class RunFolder:
         write_csv(self.log, history, columns)
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        """``torch.save`` to a temp file, then rename: a crash never leaves half a checkpoint."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, temporary = temporary_for(self.checkpoint)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(state, handle)
-            publish_file(temporary, self.checkpoint)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        """``torch.save`` to a temp file, then rename: a crash never leaves half a checkpoint,
+        and a write that fails (a full disk) leaves the previous checkpoint as it was."""
+        with writing(self.checkpoint):
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, temporary = temporary_for(self.checkpoint)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    torch.save(state, handle)
+                publish_file(temporary, self.checkpoint)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
 
     def load_checkpoint(self) -> dict[str, Any]:
         try:

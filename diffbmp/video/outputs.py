@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from .._tempfiles import temporary_for
+from .._tempfiles import temporary_for, writing
 from ..errors import ConfigError
 from ..fitting.recording import publish_file
 from ..fitting.runfolder import RunFolder, write_csv
@@ -99,13 +99,14 @@ def write_plot(path: Path, rows: Sequence[dict[str, Any]], title: str = "") -> P
     if title:
         axis.set_title(title, fontsize=10)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = temporary_for(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png")
-        publish_file(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = temporary_for(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                figure.savefig(handle, format="png")
+            publish_file(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
     return path

@@ -16,6 +16,7 @@ uninterrupted run would (on the deterministic cpu backend).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -27,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ..config import FitConfig, config_from_dict, dump_config, result_relevant
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, OutputError
 from ..fitting.loop import Fitter, Regulariser, RegulariserInput, StepInfo
 from ..fitting.recording import to_uint8, write_animation, write_png
 from ..params import PrimitiveParams
@@ -415,6 +416,16 @@ def run_video(
     The arguments are those of :func:`diffbmp.fitting.image.run`; ``weight_map`` and ``mask`` may also
     be sequences (a video, GIF, folder, or array ``[T, H, W]``) with one map per frame.
     """
+    folder = VideoFolder(out) if out is not None else None
+    with folder.claimed() if folder is not None else contextlib.nullcontext():
+        return _run_video(config, folder, target=target, bank=bank, weight_map=weight_map, mask=mask, resume=resume,
+                          force=force, quiet=quiet, callback=callback, resume_hint=resume_hint)
+
+
+def _run_video(config: FitConfig, folder: "VideoFolder | None", *, target: Any, bank: TextureBank | None,
+               weight_map: Any, mask: Any, resume: bool, force: bool, quiet: bool,
+               callback: Callable[[StepInfo], bool | None] | None, resume_hint: str | None) -> VideoResult:
+    """:func:`run_video` in a run folder this process holds (or none)."""
     from ..fitting.image import _device_and_backend, _messages, build_bank, check_shape_weights
 
     say = _messages(quiet)
@@ -432,11 +443,9 @@ def run_video(
     device, backend = _device_and_backend(config)
     psd_frames = psd_indices(config.video.psd_frames, len(clip))
 
-    folder = VideoFolder(out) if out is not None else None
     resuming = False
     if folder is not None:
         resuming = folder.prepare(result_relevant(config), resume=resume, force=force)
-        folder.root.mkdir(parents=True, exist_ok=True)
         folder.write_config(dump_config(config))
     sequence = _Sequence(config, clip, bank, weight_maps, masks, device=device, backend=backend, folder=folder,
                          psd_frames=psd_frames, say=say, progress=config.output.progress and not quiet, callback=callback)
@@ -450,7 +459,7 @@ def run_video(
     began = time.perf_counter()
     try:
         completed = sequence.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OutputError):
         if folder is not None:
             hint = resume_hint or f"diffbmp.fit_video(..., out={str(folder.root)!r}, resume=True)"
             say(f"checkpoint saved in {folder.checkpoint}; continue with: {hint}")
