@@ -38,6 +38,9 @@ __all__ = ["Scene", "SCENE_FORMAT", "SCENE_FORMAT_VERSION", "logit"]
 
 SCENE_FORMAT = "diffbmp-scene"
 SCENE_FORMAT_VERSION = 1
+#: The most pixels a render or an export makes at once (a 16384 x 16384 canvas): beyond it the
+#: memory needed (16 bytes a pixel and more) is refused before anything is allocated.
+MAX_RENDER_PIXELS = 16384 * 16384
 _RAW_NAMES = ("means", "log_scales", "rotations", "color_logits", "opacity_logits", "beta_logits")
 
 
@@ -194,6 +197,18 @@ class Scene:
         """(height, width) of the canvas rendered at ``scale``."""
         return max(1, int(round(self.height * scale))), max(1, int(round(self.width * scale)))
 
+    def raster_size(self, scale: float = 1.0) -> tuple[int, int]:
+        """:meth:`canvas_size`, for a raster made at ``scale``: InputError when it is more than
+        MAX_RENDER_PIXELS, before anything is allocated."""
+        height, width = self.canvas_size(scale)
+        if height * width > MAX_RENDER_PIXELS:
+            raise InputError(
+                f"at scale {scale:g} the {self.width}x{self.height} scene is {width}x{height} pixels ({height * width / 1e6:.0f} "
+                f"megapixels, about {height * width * 16 / 2**30:.0f} GB to render), more than the {MAX_RENDER_PIXELS / 1e6:.0f} "
+                "megapixels diffbmp renders at once; choose a smaller scale"
+            )
+        return height, width
+
     def render(
         self,
         scale: float = 1.0,
@@ -216,7 +231,7 @@ class Scene:
         """
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
             raise InputError(f"scale must be a positive number, got {scale!r}")
-        height, width = self.canvas_size(scale)
+        height, width = self.raster_size(scale)
         if background is True:
             background = self.background()
         elif background is False:
@@ -286,13 +301,20 @@ class Scene:
             header = json.loads(arrays["header"].tobytes().decode("utf-8"))
         except ValueError as error:
             raise InputError(f"{str(path)!r} has a corrupt header ({error})") from error
-        if header.get("format") != SCENE_FORMAT:
-            raise InputError(f"{str(path)!r} is not a diffbmp scene file (format {header.get('format')!r})")
-        if int(header.get("version", 0)) > SCENE_FORMAT_VERSION:
+        if not isinstance(header, dict) or header.get("format") != SCENE_FORMAT:
+            found = header.get("format") if isinstance(header, dict) else type(header).__name__
+            raise InputError(f"{str(path)!r} is not a diffbmp scene file (format {found!r})")
+        version = header.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise InputError(f"{str(path)!r} is a damaged scene file: its format version is {version!r}")
+        if version > SCENE_FORMAT_VERSION:
             raise InputError(
                 f"{str(path)!r} was written by a newer diffbmp (scene format {header['version']}, this version reads "
                 f"up to {SCENE_FORMAT_VERSION}); upgrade diffbmp with `pip install -U diffbmp`"
             )
+        problem = _scene_file_problem(header, arrays)
+        if problem is not None:
+            raise InputError(f"{str(path)!r} is a damaged scene file: {problem}; save or export the scene again")
         entries = []
         for i, info in enumerate(header["bank"]):
             rgba = arrays.get(f"texture_{i}")
@@ -306,6 +328,47 @@ class Scene:
             shape_ids=torch.from_numpy(arrays["shape_ids"].copy()).long().to(device),
             metadata=header.get("metadata", {}),
         )
+
+
+#: The parameter arrays of a scene file, with the width of each row (None: one value per primitive).
+_FILE_ARRAYS = {"means": 2, "log_scales": 2, "rotations": None, "color_logits": 3, "opacity_logits": None,
+                "beta_logits": None}
+#: The largest canvas side a scene file may claim.
+MAX_CANVAS_SIDE = 65536
+
+
+def _scene_file_problem(header: dict, arrays: dict[str, np.ndarray]) -> str | None:
+    """What is wrong with a scene file's contents (every field load() reads), or None."""
+    for key in ("height", "width"):
+        value = header.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CANVAS_SIDE:
+            return f"its canvas {key} is {value!r} (a whole number from 1 to {MAX_CANVAS_SIDE} is expected)"
+    bank = header.get("bank")
+    if not isinstance(bank, list) or not bank:
+        return "it lists no primitives"
+    for index, info in enumerate(bank):
+        if not isinstance(info, dict) or not isinstance(info.get("name"), str) or info.get("kind") not in (0, 1, 2):
+            return f"primitive {index} of its bank is {info!r}"
+        texture = arrays.get(f"texture_{index}")
+        if info["kind"] == 0:
+            if texture is None or texture.ndim != 3 or texture.shape[2] != 4 or 0 in texture.shape[:2] \
+                    or texture.dtype.kind != "f" or not np.isfinite(texture).all() or texture.min() < 0 or texture.max() > 1:
+                return f"the bitmap of primitive {index} ({info['name']!r}) is missing or not RGBA values in [0, 1]"
+    if not isinstance(header.get("metadata", {}), dict):
+        return "its metadata is not a mapping"
+    ids = arrays.get("shape_ids")
+    if ids is None or ids.ndim != 1 or ids.dtype.kind not in "iu":
+        return "its shape ids are missing or not whole numbers"
+    n = ids.shape[0]
+    if n and (int(ids.min()) < 0 or int(ids.max()) >= len(bank)):
+        return f"its shape ids reach outside the {len(bank)} primitives of its bank"
+    for name, width in {**_FILE_ARRAYS, "background_logits": "background"}.items():
+        array = arrays.get(name)
+        expected = (3,) if width == "background" else (n,) if width is None else (n, width)
+        if array is None or array.shape != expected or array.dtype.kind != "f":
+            shape = None if array is None else list(array.shape)
+            return f"its {name!r} array is {'missing' if array is None else f'of shape {shape} ({array.dtype})'}, expected {list(expected)} floats"
+    return None
 
 
 def _what_it_is(path: Path) -> str:

@@ -37,6 +37,7 @@ def render_pixels(
         backend: rendering backend (None: the fastest for the scene's device).
     """
     scene.check_drawable()
+    scene.raster_size(scale)  # a canvas too large is refused before anything is built
     if not (isinstance(blur, (int, float)) and math.isfinite(blur) and blur >= 0):
         raise InputError(f"blur must be a number >= 0 (pixels), got {blur!r}")
     bank = bank_for_scale(scene, scale, texture_size)

@@ -101,6 +101,7 @@ def build_psd(
             f"a {width}x{height} px document is larger than the PSD format allows ({MAX_PSD_SIDE} px a side); "
             f"use a scale of at most {math.floor(largest * 100) / 100:g}"
         )
+    scene.raster_size(scale)  # within what diffbmp renders at once
     bank = bank_for_scale(scene, scale, texture_size)
     with torch.no_grad():
         # The merged image first: its render validates the parameters.

@@ -35,6 +35,7 @@ from ..primitives import TextureBank
 from ..render import composite, composite_premultiplied
 from ..scene import Scene
 from ..targets import Target
+from .checkpoints import check_fitter_state, reading
 from .optim import RowAdam
 from .schedules import blur_at, lr_factor
 
@@ -371,7 +372,13 @@ class Fitter:
         return sums
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by :meth:`state_dict`."""
+        """Continue from a checkpoint written by :meth:`state_dict` (checked field by field
+        first: a damaged one is a ConfigError that says so)."""
+        check_fitter_state(state, fmt=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
+        with reading():
+            self._restore(state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
             if state.get("format") == "diffbmp-video-checkpoint":
                 raise ConfigError("the run folder's checkpoint is a video fit's, but the target is a still image; resume "

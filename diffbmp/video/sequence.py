@@ -29,6 +29,7 @@ import torch
 
 from ..config import FitConfig, config_from_dict, dump_config, result_relevant
 from ..errors import ConfigError, InputError, OutputError
+from ..fitting.checkpoints import damaged, reading
 from ..fitting.loop import Fitter, Regulariser, RegulariserInput, StepInfo
 from ..fitting.recording import to_uint8, write_animation, write_png
 from ..params import PrimitiveParams
@@ -224,7 +225,14 @@ class _Sequence:
         self.folder.write_steps(self.history + list(steps))
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a video checkpoint (the folder's settings were checked already)."""
+        """Continue from a video checkpoint (the folder's settings were checked already); a
+        damaged one is a ConfigError that says so."""
+        if not isinstance(state, dict):
+            raise damaged(f"it holds a {type(state).__name__}, not a checkpoint")
+        with reading():
+            self._restore(state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
         if state.get("format") != VIDEO_CHECKPOINT_FORMAT:
             raise ConfigError("the run folder's checkpoint is not a video fit's (it holds an image fit); "
                               "choose another --out, or pass --force to replace that run")
