@@ -76,17 +76,18 @@ def is_target(source: str) -> bool:
     from ..config import YAML_SUFFIXES
     from ..recipes import path as recipe_path
 
+    from ..video.sources import FRAME_SUFFIXES, VIDEO_SUFFIXES
+
     if source.startswith(TARGET_PREFIXES):
         return True
     path = Path(source).expanduser()
     if path.suffix.lower() in YAML_SUFFIXES or recipe_path(source) is not None:
         return False
-    if path.exists():
-        return path.is_dir() or not _is_yaml_text(path)
-    from ..video.sources import FRAME_SUFFIXES, VIDEO_SUFFIXES
-
-    # Missing, but named like a picture or a video: loading it says what is wrong.
-    return path.suffix.lower() in (*FRAME_SUFFIXES, *VIDEO_SUFFIXES, ".gif")
+    # Named like a picture or a video (even when missing or damaged: loading it says what
+    # is wrong), a folder of frames, or a file that is not text.
+    if path.suffix.lower() in (*FRAME_SUFFIXES, *VIDEO_SUFFIXES, ".gif", ".tif"):
+        return True
+    return path.exists() and (path.is_dir() or not _is_yaml_text(path))
 
 
 def _is_yaml_text(path: Path) -> bool:

@@ -42,6 +42,12 @@ def check_output_path(path: str | os.PathLike) -> Path:
 
 
 def _unwritable(path: Path, folder: Path) -> str:
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        read_only = False
+    if read_only:
+        return f"cannot write {str(path)!r}: the disk that holds {str(folder)!r} is read-only; choose another output folder"
     return (
         f"cannot write {str(path)!r}: the folder {str(folder)!r} is not writable; "
         f"choose another output folder or change its permissions (chmod u+w {str(folder)!r})"

@@ -116,11 +116,18 @@ class RunFolder:
             self.clear()
             return False
         if resume:
-            if not self.checkpoint.exists():
-                if not existing:
-                    return False  # nothing to resume yet: start the run
-                raise ConfigError(f"cannot resume: {str(self.root)!r} has no checkpoint.pt; run without --resume and with --force to start over")
             saved = self.saved_relevant()
+            if not self.checkpoint.exists():
+                # Killed before its first checkpoint (or never started): nothing to continue,
+                # so the run starts over, provided it is the same run.
+                if saved is not None and saved != relevant:
+                    differences = ", ".join(_differences(saved, relevant)) or "(unknown)"
+                    raise ConfigError(
+                        f"cannot resume the run in {str(self.root)!r}: it has no checkpoint, and its settings differ in "
+                        f"{differences}; pass --force to start a new run there"
+                    )
+                self.clear()
+                return False
             if saved is not None and saved != relevant:
                 differences = ", ".join(_differences(saved, relevant)) or "(unknown)"
                 raise ConfigError(
