@@ -24,6 +24,7 @@ __all__ = [
     "FitConfig",
     "load_config",
     "config_path",
+    "looks_like_text",
     "config_from_dict",
     "apply_overrides",
     "parse_color",
@@ -574,7 +575,7 @@ def config_path(spec: str | os.PathLike) -> Path:
 
     text = os.fspath(spec)
     path = Path(text).expanduser()
-    if path.is_file() and (path.suffix.lower() in YAML_SUFFIXES or _is_text(path)):
+    if path.is_file() and (path.suffix.lower() in YAML_SUFFIXES or looks_like_text(path)):
         return path
     if path.exists():  # a picture, a video or a folder of frames: a target, not a config
         raise ConfigError(
@@ -596,7 +597,7 @@ def config_path(spec: str | os.PathLike) -> Path:
     raise ConfigError(f"there is no recipe or config file {text!r}.{hint} Recipes: {', '.join(recipes.names())}")
 
 
-def _is_text(path: Path) -> bool:
+def looks_like_text(path: Path) -> bool:
     """True when the start of the file decodes as UTF-8 text (YAML under another ending)."""
     try:
         with path.open("rb") as file:

@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def is_target(source: str) -> bool:
     """Whether the first argument is something to paint rather than a recipe or a config."""
-    from ..config import YAML_SUFFIXES
+    from ..config import YAML_SUFFIXES, looks_like_text
     from ..recipes import path as recipe_path
 
     from ..video.sources import FRAME_SUFFIXES, VIDEO_SUFFIXES
@@ -87,13 +87,7 @@ def is_target(source: str) -> bool:
     # is wrong), a folder of frames, or a file that is not text.
     if path.suffix.lower() in (*FRAME_SUFFIXES, *VIDEO_SUFFIXES, ".gif", ".tif"):
         return True
-    return path.exists() and (path.is_dir() or not _is_yaml_text(path))
-
-
-def _is_yaml_text(path: Path) -> bool:
-    from ..config import _is_text
-
-    return _is_text(path)
+    return path.exists() and (path.is_dir() or not looks_like_text(path))
 
 
 def one_line_overrides(args: argparse.Namespace, target: str | None) -> list[str]:
