@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # Everything a session with a lent GPU runs, in one command of at most ten minutes, from the
-# repository root, with the wheels of bench/gpu_wheels.py carried along in .whl/:
+# repository root, with the wheels of bench/gpu_wheels.py carried along in .whl/ and, for the
+# side-by-side benchmark, DiffBMP's published code in .peer_build/src (a build made elsewhere may
+# travel in .peer_build/build; it is rebuilt here when it does not load):
 #
 #     bash bench/gpu_session.sh
 #
-# Steps, in the order of what a first run must learn (each with its own time limit, capped by
-# what is left of one overall budget; a step that cannot run says why):
+# Steps, in the order of what a run must learn (each with its own time limit, capped by what is
+# left of one overall budget; a step that cannot run says why):
 #   environment   the GPU, driver, nvcc, torch, CUDA_HOME (found even where nvcc is a wrapper)
 #   wheels        .whl/ installed into a folder of its own, first on PYTHONPATH; import diffbmp
-#   build         the cpu and cuda extensions, compiled in parallel
+#   build         the cpu and cuda extensions and DiffBMP's modules, compiled in parallel
 #   probe         bench/cuda_probe.py: parity, binning stress, determinism (launches synchronised)
-#   cuda tests    tests/test_cuda.py
-#   memcheck      compute-sanitizer on diffbmp's own kernels (bench/cuda_sanitize_scene.py)
+#   versus        bench/bench_vs_diffbmp.py: ours against DiffBMP's FP32 and FP16 kernels
 #   benchmark     kernel timings (cuda_probe.py --checks timing) and bench/bench_composite.py --quick
-#   fit tests     test_fit, test_video, test_cli_fit with the GPU visible (fits run on cuda)
-#   racecheck, synccheck, cpu suite: only while time is left
+#   fit timing    bench/fit_quality.py: the circles recipe at 256 and 1024 pixels on the GPU
+#   checks        in parallel: tests/test_cuda.py, compute-sanitizer memcheck on diffbmp's own
+#                 kernels, and the fit/video/CLI tests with fits on the GPU
+#   cpu fit       the 256-pixel circles fit on the cpu backend, for the fit timing's comparison
+#   racecheck, synccheck: only while time is left
 #
-# $OUT/summary.txt is rewritten after every step, so a run cut short still returns it; all
-# output goes to $OUT/gpu_session.log, the probe's lines to $OUT/probe.jsonl. The summary, the
-# failed checks and tests, and the benchmark's table are printed last.
+# The timed steps run alone on the GPU; the checks run together after them. $OUT/summary.txt is
+# rewritten after every step, so a run cut short still returns it; all output goes to
+# $OUT/gpu_session.log, the probe's lines to $OUT/probe.jsonl, the side-by-side rows to
+# $OUT/versus.jsonl. The summary, the failed checks and tests, and the tables are printed last.
 #
 # Environment: BUDGET (seconds, default 540), PYTHON (default python3), OUT (default
 # out/gpu_session), PYTEST_WORKERS (default 8), SANITIZER (default compute-sanitizer),
@@ -140,9 +145,22 @@ print('$1 backend built in %.0f s:' % (time.perf_counter() - t), module.__file__
 "
 }
 
+PEER_BUILD=$ROOT/.peer_build/build
+PEER_SRC=$ROOT/.peer_build/src
+export PEER_BUILD PEER_SRC
+
+peer_prepare() {
+  "$PYTHON" bench/bench_vs_diffbmp.py --peer-src "$PEER_SRC" --peer-build "$PEER_BUILD" --prepare-only
+}
+
 build() {
   build_one cpu >"$OUT/build_cpu.txt" 2>&1 &
   local cpu=$!
+  local peer=""
+  if [ -z "${SKIP_CUDA_BUILD:-}" ] && [ -d "$PEER_SRC" ]; then
+    peer_prepare >"$OUT/build_peer.txt" 2>&1 &
+    peer=$!
+  fi
   local cuda_rc=0
   if [ -n "${SKIP_CUDA_BUILD:-}" ]; then
     echo "cuda backend not built: $SKIP_CUDA_BUILD"
@@ -154,13 +172,17 @@ build() {
   wait $cpu
   local cpu_rc=$?
   tail -n 20 "$OUT/build_cpu.txt"
-  rm -f "$OUT/build_cpu.txt" "$OUT/build_cuda.txt"
+  if [ -n "$peer" ]; then
+    wait $peer || echo "DiffBMP's modules: not usable here (the versus step will say why)"
+    tail -n 20 "$OUT/build_peer.txt"
+  fi
+  rm -f "$OUT/build_cpu.txt" "$OUT/build_cuda.txt" "$OUT/build_peer.txt"
   [ $cuda_rc -eq 0 ] && [ $cpu_rc -eq 0 ]
 }
 
 probe() {
   CUDA_LAUNCH_BLOCKING=1 DIFFBMP_CUDA_SYNC=1 "$PYTHON" bench/cuda_probe.py --checks parity,binning,determinism \
-    --binning-seconds 60 --jsonl "$PROBE"
+    --binning-seconds 25 --jsonl "$PROBE"
 }
 
 workers() {  # -n N where pytest-xdist is installed
@@ -184,18 +206,73 @@ benchmark() {
   "$PYTHON" bench/bench_composite.py --device cuda --quick
 }
 
+versus() {
+  "$PYTHON" bench/bench_vs_diffbmp.py --peer-src "$PEER_SRC" --peer-build "$PEER_BUILD" --warmup 5 --repeats 30 --profile \
+    --jsonl "$OUT/versus.jsonl"
+}
+
+fit_timing() {  # the circles recipe (2048 circles, 4096 steps) at 256 and 1024 pixels, on the GPU
+  local size
+  for size in 256 1024; do
+    "$PYTHON" bench/fit_quality.py --images astronaut --kinds circle --counts 2048 --steps 4096 --size $size \
+      --set backend=cuda --set device=cuda || return
+  done
+}
+
+cpu_fit() {  # the same 256-pixel fit on the cpu backend of this machine, alone, for the comparison
+  CUDA_VISIBLE_DEVICES= "$PYTHON" bench/fit_quality.py --images astronaut --kinds circle --counts 2048 --steps 4096 \
+    --size 256 --set backend=cpu --set device=cpu
+}
+
 fit_tests() {
   "$PYTHON" -m pytest tests/test_fit.py tests/test_video.py tests/test_cli_fit.py -q -rfE $(workers "${PYTEST_WORKERS:-8}")
 }
 
-cpu_suite() {  # portability of everything else to this Python and torch, with the GPU hidden; the
-  # slow tests build wheels and extensions (CI's work, and the machine reaches no package index)
-  CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=2 "$PYTHON" -m pytest tests -q -rfE $(workers "${PYTEST_WORKERS:-8}") \
-    --ignore=tests/test_cuda_compiles.py -m "not slow"
-}
+export -f environment wheels build_one peer_prepare build probe workers cuda_tests sanitize memcheck racecheck \
+  synccheck benchmark versus fit_timing cpu_fit fit_tests
 
-export -f environment wheels build_one build probe workers cuda_tests sanitize memcheck racecheck synccheck \
-  benchmark fit_tests cpu_suite
+# parallel_steps LIMIT NAME FUNCTION SKIP_REASON [NAME FUNCTION SKIP_REASON]...: the steps run at
+# once, each within LIMIT seconds (capped by the budget left), each logging to its own file,
+# appended to the log in turn when all have ended.
+parallel_steps() {
+  local limit=$1
+  shift
+  local left=$((BUDGET - $(elapsed)))
+  [ "$limit" -gt "$left" ] && limit=$left
+  local names=() pids=() files=() starts=()
+  printf '\n===== in parallel (limit %ss, %ss into the budget) =====\n' "$limit" "$(elapsed)" | tee -a "$LOG"
+  while [ $# -ge 3 ]; do
+    local name=$1 fn=$2 reason=$3
+    shift 3
+    if [ -n "$reason" ]; then
+      record "$name" skipped 0 "$reason"
+      continue
+    fi
+    if [ "$limit" -lt 10 ]; then
+      record "$name" skipped 0 "no time left of the ${BUDGET}s budget"
+      continue
+    fi
+    local file
+    file=$(mktemp /tmp/diffbmp-step.XXXXXX)
+    timeout --kill-after=10 "$limit" bash -c "$fn" >"$file" 2>&1 &
+    names+=("$name"); pids+=($!); files+=("$file"); starts+=($SECONDS)
+  done
+  local i rc
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}"
+    rc=$?
+    local seconds=$((SECONDS - starts[i]))
+    { printf '\n===== %s =====\n' "${names[$i]}"; cat "${files[$i]}"; } >>"$LOG"
+    case $rc in
+      0) record "${names[$i]}" ok "$seconds" "" ;;
+      124 | 137) record "${names[$i]}" TIMEOUT "$seconds" "stopped at its ${limit}s limit" ;;
+      *) record "${names[$i]}" FAILED "$seconds" "exit $rc" ;;
+    esac
+    [ "$rc" -ne 0 ] && [ "$FIRST_FAILURE" -eq 0 ] && FIRST_FAILURE=$rc
+    tail -n 3 "${files[$i]}"
+    rm -f "${files[$i]}"
+  done
+}
 
 # -- the run --------------------------------------------------------------------------------
 
@@ -213,15 +290,17 @@ step build 300 "" build
 if [ "$LAST_RC" -ne 0 ] && [ -z "$NO_CUDA_BUILD" ]; then
   NO_CUDA_BUILD="the build failed"
 fi
-step probe 150 "$NO_CUDA_BUILD" probe
-step "cuda tests" 200 "$NO_CUDA_BUILD" cuda_tests
+step probe 100 "$NO_CUDA_BUILD" probe
+step versus 150 "$NO_CUDA_BUILD" versus
+step benchmark 90 "$NO_CUDA_BUILD" benchmark
+step "fit timing" 120 "$NO_CUDA_BUILD" fit_timing
 if ! command -v "$SANITIZER" >/dev/null; then SANITIZER_MISSING="$SANITIZER not found"; else SANITIZER_MISSING=""; fi
-step memcheck 150 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" memcheck
-step benchmark 150 "$NO_CUDA_BUILD" benchmark
-step "fit tests" 180 "$NO_CUDA_BUILD" fit_tests
-step racecheck 120 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" racecheck
-step synccheck 90 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" synccheck
-step "cpu suite" 240 "" cpu_suite
+parallel_steps 200 "cuda tests" cuda_tests "$NO_CUDA_BUILD" \
+  memcheck memcheck "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" \
+  "fit tests" fit_tests "$NO_CUDA_BUILD"
+step "cpu fit" 120 "$NO_GPU" cpu_fit
+step racecheck 90 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" racecheck
+step synccheck 60 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" synccheck
 
 # -- what is printed last (the device tool returns the end of the output) ---------------------
 
@@ -233,6 +312,13 @@ grep '"check": "timing"\|"check": "backward_run_to_run"\|"check": "binning"' "$P
 echo
 echo "===== failures (first 40) ====="
 cat "$OUT/failures.txt"
+echo
+echo "===== fits (seconds to the final PSNR) ====="
+grep -E '^\| astronaut' "$LOG" | head -n 6
+echo
+echo "===== versus DiffBMP ====="
+sed -n '/^| scene | renderer/,/^$/p' "$LOG" | head -n 16
+grep '^FAILED:' "$LOG" | head -n 10
 echo
 echo "===== benchmark ====="
 sed -n '/^| scene | forward/,/^$/p' "$LOG" | head -n 8
