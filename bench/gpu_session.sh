@@ -25,9 +25,11 @@
 # $OUT/gpu_session.log, the probe's lines to $OUT/probe.jsonl, the side-by-side rows to
 # $OUT/versus.jsonl. The summary, the failed checks and tests, and the tables are printed last.
 #
-# Environment: BUDGET (seconds, default 540), PYTHON (default python3), OUT (default
-# out/gpu_session), PYTEST_WORKERS (default 8), SANITIZER (default compute-sanitizer),
-# DIFFBMP_CACHE_DIR (default a fresh folder, so the build is timed from scratch).
+# Environment: BUDGET (seconds, default 540), STEPS (the steps to run, by name, comma-separated:
+# a later run repeats only what changed, e.g. STEPS="environment,wheels,build,fit tests"; default
+# all), PYTHON (default python3), OUT (default out/gpu_session), PYTEST_WORKERS (default 8),
+# SANITIZER (default compute-sanitizer), DIFFBMP_CACHE_DIR (default a fresh folder, so the build
+# is timed from scratch), SITE (where the wheels go; default a fresh folder).
 set -u -o pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -35,6 +37,7 @@ ROOT=$PWD
 BUDGET=${BUDGET:-540}
 START=$(date +%s)
 PYTHON=${PYTHON:-python3}
+STEPS=${STEPS:-all}
 OUT=${OUT:-$ROOT/out/gpu_session}
 SITE=${SITE:-$(mktemp -d /tmp/diffbmp-site.XXXXXX)}
 SANITIZER=${SANITIZER:-compute-sanitizer}
@@ -71,8 +74,17 @@ record() {  # record NAME RESULT SECONDS NOTE
 # step NAME LIMIT SKIP_REASON FUNCTION: runs FUNCTION (exported) within LIMIT seconds, capped by
 # the budget left, unless SKIP_REASON is non-empty; its output goes to the log.
 LAST_RC=0
+selected() {  # whether step NAME is in STEPS (a comma-separated list of names; "all" by default)
+  [ "$STEPS" = all ] || [[ ",$STEPS," == *",$1,"* ]]
+}
+
 step() {
   local name=$1 limit=$2 reason=$3 fn=$4
+  if ! selected "$name"; then
+    LAST_RC=0
+    record "$name" skipped 0 "not in STEPS"
+    return
+  fi
   LAST_RC=1
   if [ -n "$reason" ]; then
     record "$name" skipped 0 "$reason"
@@ -244,6 +256,10 @@ parallel_steps() {
   while [ $# -ge 3 ]; do
     local name=$1 fn=$2 reason=$3
     shift 3
+    if ! selected "$name"; then
+      record "$name" skipped 0 "not in STEPS"
+      continue
+    fi
     if [ -n "$reason" ]; then
       record "$name" skipped 0 "$reason"
       continue

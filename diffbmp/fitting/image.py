@@ -43,7 +43,8 @@ class FitResult:
     """The outcome of a fit.
 
     Attributes:
-        scene: the fitted :class:`Scene` (its background is the final background colour).
+        scene: the fitted :class:`Scene` (its background is the final background colour), on
+            the CPU wherever the fit ran; ``scene.to("cuda")`` renders it on the GPU.
         history: one dict per step: step, loss, psnr, n, blur, seconds.
         paths: output files by name ("final", "scene", "gif", "mp4", "log", "config",
             "checkpoint"); empty when the fit wrote no files.
@@ -280,11 +281,13 @@ def final_render(fitter: Fitter, target: Target) -> FinalRender:
     """The fitted scene (its background set to the final colour, metrics in its metadata) and
     its render at blur 0, scored against ``target`` (weighted and masked like the fit)."""
     config = fitter.config
-    scene = fitter.scene.detached()
+    # Handed out on the CPU wherever the fit ran, like a target or a loaded scene, so that results
+    # compare and convert alike; scene.to("cuda") renders one on the GPU.
+    scene = fitter.scene.detached().to("cpu")
     for name, tensor in scene.raw_tensors().items():
         setattr(scene, name, tensor.requires_grad_(False))
     background = fitter.current_background()
-    scene.background_logits = torch.logit(background.clamp(1e-4, 1 - 1e-4))
+    scene.background_logits = torch.logit(background.cpu().clamp(1e-4, 1 - 1e-4))
     scene.metadata.update({"target": target.source, "steps": fitter.step, "config": config.to_dict()})
     image, alpha = fitter.render_final()
     wanted = target.to(image.device).over(background)
@@ -316,7 +319,7 @@ def _finish(fitter: Fitter, target: Target, folder: RunFolder | None, completed:
         big_image, big_alpha = fitter.render_final(scale) if scale != 1.0 else (image, alpha)
         if target.has_alpha:
             # Straight alpha for a transparent PNG: un-premultiply the render without a background.
-            premultiplied, coverage = scene.render(scale, background=False, backend=fitter.backend)
+            premultiplied, coverage = scene.to(fitter.device).render(scale, background=False, backend=fitter.backend)
             straight = premultiplied / coverage.clamp_min(1e-6).unsqueeze(-1)
             pixels = to_uint8(torch.where(coverage.unsqueeze(-1) > 0, straight, torch.zeros_like(straight)), coverage)
         else:

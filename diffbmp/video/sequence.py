@@ -354,7 +354,7 @@ class _Sequence:
                 from ..exports import export
 
                 folder.psd.mkdir(parents=True, exist_ok=True)
-                export(scene, folder.psd_file(index), backend=self.backend)
+                export(scene.to(self.device), folder.psd_file(index), backend=self.backend)
             folder.write_frames(self.rows + [row])
         self.rows.append(row)
         self.history.extend(steps)
