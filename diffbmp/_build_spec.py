@@ -70,7 +70,13 @@ def cxx_flags(openmp: bool | None = None) -> list[str]:
 def link_flags(openmp: bool | None = None) -> list[str]:
     """Linker flags (MSVC needs none for OpenMP)."""
     openmp = use_openmp() if openmp is None else openmp
-    return ["-fopenmp"] if openmp and not is_msvc() else []
+    flags = ["-fopenmp"] if openmp and not is_msvc() else []
+    if sys.platform.startswith("linux"):
+        # torch's shared libstdc++, named before any the compiler driver adds: a toolchain that
+        # links it statically gives the module its own copy, and formatting a number into an
+        # error message then crashes.
+        flags.insert(0, "-Wl,-l:libstdc++.so.6")
+    return flags
 
 
 # No fast-math: the kernels are tested against the float32 reference at 1e-5.
