@@ -97,8 +97,33 @@ background = torch.tensor(BACKGROUND)
 got, _ = composite(params, bank, background, 20, 24, backend="cpu")
 want, _ = composite(params, bank, background, 20, 24, backend="torch")
 assert (got - want).abs().max() < 1e-5
+# An error message with numbers in it arrives whole (a second copy of libstdc++ in the
+# module cut it short, or crashed).
+inputs = [params.means, params.rotations, params.scales, params.colors, params.opacities, params.beta_or_zeros(),
+          params.shape_ids.to(torch.int32), torch.zeros(16), torch.zeros(1, 8), torch.zeros(1, 8)]
+try:
+    module.composite_forward(inputs, 20, 24, 0.0)
+    raise AssertionError("a flat texel tensor was accepted")
+except RuntimeError as error:
+    assert "texels must have 2 dimensions, got [16]" in str(error), str(error)
 print(module.__file__)
 """
+
+
+def static_libstdcxx_compiler(folder: Path) -> str | None:
+    """A wrapper of the C++ compiler that links libstdc++ statically, as some toolchains do,
+    or None where this one cannot (no static libstdc++)."""
+    real = os.environ.get("CXX", "c++")
+    probe = folder / "probe.so"
+    done = subprocess.run([real, "-shared", "-fPIC", "-static-libstdc++", "-x", "c++", "-", "-o", str(probe)],
+                          input="#include <sstream>\nstd::string f(long x) { std::ostringstream s; s << x; return s.str(); }\n",
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    wrapper = folder / "c++-static-libstdc++"
+    wrapper.write_text(f'#!/bin/sh\nexec "{real}" "$@" -static-libstdc++\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
 @pytest.mark.slow
@@ -106,8 +131,15 @@ print(module.__file__)
 def test_processes_share_one_build_and_a_compiler_without_openmp_is_enough(tmp_path):
     # A fresh cache, and no OpenMP (as with Apple's clang): two processes need the extension at
     # once; one compiles, the other says it waits, and both render what the reference does.
+    # Where it can, the compiler links libstdc++ statically (as the g++ of some GPU images does):
+    # the module must still use torch's shared copy.
     env = dict(os.environ, DIFFBMP_CACHE_DIR=str(tmp_path), DIFFBMP_OPENMP="0",
                PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    wrapper = static_libstdcxx_compiler(tools) if sys.platform.startswith("linux") else None
+    if wrapper:
+        env["CXX"] = wrapper
     processes = [subprocess.Popen([sys.executable, "-c", BUILD_AND_RENDER], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, env=env) for _ in range(2)]
     outputs = [process.communicate(timeout=600) for process in processes]
