@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything a session with a lent GPU runs, in one command of at most ten minutes, from the
 # repository root, with the wheels of bench/gpu_wheels.py carried along in .whl/ and, for the
-# side-by-side benchmark, DiffBMP's published code in .peer_build/src (a build made elsewhere may
-# travel in .peer_build/build; it is rebuilt here when it does not load):
+# side-by-side benchmark, a copy of DiffBMP's published code in .peer_build/src (an ignored
+# folder, never committed; a build of it made elsewhere may come along in .peer_build/build, and
+# is built again there when it does not load):
 #
 #     bash bench/gpu_session.sh
 #
