@@ -1,0 +1,212 @@
+"""Where a batch's jobs run: ``local`` (a process pool on this machine, the default) or ``ray``
+(tasks on a Ray cluster, or on a Ray instance started here). Both run :func:`runner.run_job`
+and hand every result row to ``on_result`` as it arrives.
+
+A worker that dies (killed outright, a lost node) has its jobs run again, at most ``retries``
+times each; they resume from their checkpoints. A job's own failure (a bad picture, a fit that
+diverged) is a result, not a death, and is not retried. Ctrl-C or SIGTERM stops the batch:
+running fits checkpoint and report themselves interrupted, and nothing new starts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from ..errors import ConfigError
+from .jobs import Job
+from .runner import RESULT_FILE, WORKER_FILE, run_job
+
+__all__ = ["Engine", "LocalEngine", "RayEngine", "make_engine", "ENGINES"]
+
+ENGINES = ("local", "ray")
+OnResult = Callable[[dict[str, Any]], None]
+
+
+class Engine(Protocol):
+    name: str
+    workers: int
+
+    def run(self, jobs: list[Job], on_result: OnResult) -> None:
+        """Run every job, calling ``on_result`` with each result row as it arrives."""
+
+
+def _died(job: Job, attempts: int) -> dict[str, Any]:
+    return {"name": job.name, "input": job.target, "status": "failed", "psnr": None, "ssim": None, "primitives": None,
+            "seconds": None, "worker": "",
+            "error": f"its worker died {attempts} time{'s' if attempts != 1 else ''} (killed, or out of memory); "
+                     "run the batch again to resume it from its checkpoint"}
+
+
+# -- local ------------------------------------------------------------------------------------
+
+
+def _init_worker(devices: Any) -> None:
+    """Each worker: idle, it ignores Ctrl-C and SIGTERM (a running fit handles them itself and
+    checkpoints); on a GPU machine it takes one GPU for itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _died_running(job: Job, since: float) -> bool:
+    """Whether the job was running in a worker of this pool that is gone without reporting: its
+    worker file was written after ``since``, names a dead process, and no result followed it.
+    (Jobs the broken pool stopped on its own report themselves interrupted and are not counted.)"""
+    folder = Path(job.folder)
+    try:
+        worker = folder / WORKER_FILE
+        started = worker.stat().st_mtime
+        pid = int(worker.read_text().strip().rsplit(":", 1)[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        reported = (folder / RESULT_FILE).stat().st_mtime >= started
+    except OSError:
+        reported = False
+    return started >= since and not reported and not _alive(pid)
+
+
+class LocalEngine:
+    """A pool of worker processes on this machine: ``workers`` of them (default: one per core,
+    or one per GPU with ``device="cuda"``, each pinned to its GPU)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, *, device: str = "cpu", retries: int = 2):
+        self.device = device
+        if device == "cuda":
+            import torch
+
+            gpus = torch.cuda.device_count()
+            if gpus == 0:
+                raise ConfigError("device cuda was asked for but PyTorch sees no GPU; use --device cpu")
+            workers = min(workers or gpus, gpus)
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.retries = retries
+
+    def _pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")  # no forked copies of PyTorch's threads
+        devices = None
+        if self.device == "cuda":
+            devices = context.Queue()
+            for index in range(self.workers):
+                devices.put(index)
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(devices,))
+
+    def run(self, jobs: list[Job], on_result: OnResult) -> None:
+        pending, attempts = list(jobs), {job.name: 0 for job in jobs}
+        while pending:
+            since = time.time() - 1  # file times may be rounded to the second
+            pool = self._pool()
+            futures = {pool.submit(run_job, job.to_dict()): job for job in pending}
+            pending = []
+            try:
+                waiting = set(futures)
+                while waiting:
+                    finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        job = futures[future]
+                        try:
+                            on_result(future.result())
+                        except BrokenProcessPool:
+                            if _died_running(job, since):
+                                attempts[job.name] += 1
+                            if attempts[job.name] > self.retries:
+                                on_result(_died(job, attempts[job.name]))
+                            else:
+                                pending.append(job)
+            except KeyboardInterrupt as error:
+                # Stopping: the running fits checkpoint and report themselves interrupted.
+                signum = getattr(error, "signum", signal.SIGINT)
+                for process in multiprocessing.active_children():  # the pool's workers
+                    try:
+                        os.kill(process.pid, signum)
+                    except OSError:
+                        pass
+                for future in futures:
+                    future.cancel()
+                for future in [f for f in futures if not f.cancelled()]:
+                    try:
+                        on_result(future.result(timeout=120))
+                    except Exception:  # noqa: BLE001 (a worker that did not answer: nothing to report)
+                        pass
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+
+
+# -- ray --------------------------------------------------------------------------------------
+
+
+class RayEngine:
+    """Jobs as Ray tasks, each asking for ``cpus`` CPUs (and ``gpus`` GPUs), so Ray's scheduler
+    fills a cluster of mixed machines. Connects to ``address`` (else ``RAY_ADDRESS``), or
+    starts a Ray instance on this machine. Every node needs diffbmp installed."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, *, cpus: float = 1, gpus: float = 0, retries: int = 2):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("the ray engine needs Ray: pip install 'diffbmp[ray]'") from None
+        self.ray = ray
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                     configure_logging=False)
+        self.workers = int(ray.cluster_resources().get("CPU", 1) // max(cpus, 1e-9))
+        self.task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False)(run_job)
+        self.retries = retries
+
+    def run(self, jobs: list[Job], on_result: OnResult) -> None:
+        ray = self.ray
+        refs = {self.task.remote(job.to_dict()): job for job in jobs}
+        try:
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1)
+                for ref in ready:
+                    job = refs.pop(ref)
+                    try:
+                        on_result(ray.get(ref))
+                    except ray.exceptions.RayError as error:  # the worker died more often than allowed
+                        row = _died(job, self.retries + 1)
+                        row["error"] = f"{row['error']}: {type(error).__name__}"
+                        on_result(row)
+        except KeyboardInterrupt:
+            for ref in refs:
+                ray.cancel(ref)  # the task's fit gets Ctrl-C: it checkpoints and stops
+            for ref, job in refs.items():
+                try:
+                    on_result(ray.get(ref, timeout=120))
+                except Exception:  # noqa: BLE001 (cancelled before it reported)
+                    pass
+            raise
+
+
+def make_engine(name: str, *, workers: int | None = None, device: str = "cpu", address: str | None = None,
+                retries: int = 2, threads: int = 1) -> Engine:
+    """The engine called ``name`` ("local" or "ray")."""
+    if name == "local":
+        return LocalEngine(workers, device=device, retries=retries)
+    if name == "ray":
+        return RayEngine(address, cpus=threads, gpus=1 if device == "cuda" else 0, retries=retries)
+    raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")

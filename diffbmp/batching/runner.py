@@ -1,0 +1,121 @@
+"""One job of a batch, run in whatever process the engine gives it (a local worker or a Ray task).
+
+A job never raises for its own failure: a bad picture or a diverged fit becomes a result row
+with the error, and the other jobs go on. Its result is written last, atomically, as
+``result.json`` in its run folder, so a job is done only once everything it writes is whole;
+re-running the batch skips done jobs and resumes the others from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from .._tempfiles import temporary_for
+from .jobs import Job
+
+__all__ = ["run_job", "read_result", "RESULT_FILE", "WORKER_FILE", "COLUMNS"]
+
+#: The job's result, written when it ends (done, failed or interrupted).
+RESULT_FILE = "result.json"
+#: Who is running the job ("<host>:<pid>"), written when it starts.
+WORKER_FILE = ".worker"
+#: The columns of a result row (and of summary.csv).
+COLUMNS = ("name", "input", "status", "psnr", "ssim", "primitives", "seconds", "worker", "error")
+
+
+def read_result(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The result a job left in ``folder``, or None (none yet, or unreadable)."""
+    try:
+        result = json.loads((Path(folder) / RESULT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def _write_result(folder: Path, row: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, temporary = temporary_for(folder / RESULT_FILE)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(row, handle, indent=1)
+        os.replace(temporary, folder / RESULT_FILE)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _previews(result: Any, folder: Path) -> None:
+    """Small pictures of the target and the painting for the batch's contact sheet."""
+    from ..fitting.recording import to_uint8, write_png
+
+    if hasattr(result, "target"):  # a still image
+        write_png(folder / "preview_target.png", to_uint8(result.target.rgb))
+        write_png(folder / "preview_painting.png", to_uint8(result.scene.render()[0]))
+    elif getattr(result, "scenes", None):  # a video: its last frame
+        write_png(folder / "preview_target.png", to_uint8(result.clip.frames[-1].rgb))
+        write_png(folder / "preview_painting.png", to_uint8(result.scenes[-1].render()[0]))
+
+
+def _settings(job: Job) -> dict[str, Any]:
+    """What a job's painting depends on: a done job is skipped only if these are unchanged."""
+    return {"target": job.target, "recipe": job.recipe, "overrides": list(job.overrides), "exports": sorted(job.exports)}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def run_job(spec: dict[str, Any]) -> dict[str, Any]:
+    """Paint one job (``Job.to_dict()``) and return its result row (see COLUMNS)."""
+    import torch
+
+    from ..config import load_config
+    from ..errors import DiffBMPError
+    from ..exports import export
+    from ..fitting.image import run
+
+    job = Job(**spec)
+    folder = Path(job.folder)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    row: dict[str, Any] = {"name": job.name, "input": job.target, "status": "failed", "psnr": None, "ssim": None,
+                           "primitives": None, "seconds": None, "worker": worker, "error": ""}
+    previous = read_result(folder)
+    if previous is not None and previous.get("status") == "done":
+        if previous.get("settings") == _settings(job):
+            return {**{k: v for k, v in previous.items() if k != "settings"}, "skipped": True}
+        # Not overwritten: that painting may be what someone wanted.
+        return {**row, "error": f"it was painted with other settings before ({folder}); paint into another --out, "
+                                "or delete the job's folder to paint it again"}
+    started = time.perf_counter()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / WORKER_FILE).write_text(worker + "\n")
+        torch.set_num_threads(max(1, job.threads))
+        config = load_config(job.recipe, [*job.overrides, f"target={json.dumps(job.target)}"])
+        result = run(config, out=folder, resume=True, quiet=True)
+        if hasattr(result, "target"):  # exports are of a still image's painting
+            for fmt in job.exports:
+                export(result.scene, folder / f"painting.{fmt}")
+        _previews(result, folder)
+        scenes = getattr(result, "scenes", None)
+        row.update(status="done", psnr=round(float(result.psnr), 4), ssim=round(float(result.ssim), 4),
+                   primitives=len(scenes[-1]) if scenes else len(result.scene), seconds=round(float(result.seconds), 2))
+    except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM: the fit checkpointed and stopped
+        row.update(status="interrupted", error=f"interrupted ({type(error).__name__})")
+    except DiffBMPError as error:
+        row.update(error=_first_line(error))
+    except Exception as error:  # noqa: BLE001 (one job's failure must not stop the batch)
+        row.update(error=f"{type(error).__name__}: {_first_line(error)}")
+    if row["seconds"] is None:
+        row["seconds"] = round(time.perf_counter() - started, 2)
+    try:
+        _write_result(folder, {**row, "settings": _settings(job)})
+    except OSError as error:  # the row still reaches the batch's summary
+        row["error"] = (row["error"] + "; " if row["error"] else "") + f"result not written: {error}"
+    return row
