@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,8 +31,8 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHO
 #: Tiny fits: a few seconds for a whole batch.
 QUICK = ["--set", "steps=3", "--set", "n=6", "--set", "size=24", "--set", "output.frames=2", "--set", "output.mp4=false",
          "--set", "video.max_frames=2", "--set", "video.steps_per_frame=2", "--set", "video.mp4=false"]
-#: A fit long enough to be killed in the middle of, checkpointed often.
-LONG = ["--set", "steps=150", "--set", "n=12", "--set", "size=32", "--set", "output.frames=2",
+#: A fit long enough to be killed in the middle of (about 2 s), checkpointed often.
+LONG = ["--set", "steps=400", "--set", "n=12", "--set", "size=32", "--set", "output.frames=2",
         "--set", "output.mp4=false", "--set", "output.checkpoint_every=10"]
 
 
@@ -69,6 +71,14 @@ def wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> Non
 
 def worker_pid(folder: Path) -> int:
     return int((folder / ".worker").read_text().strip().rsplit(":", 1)[1])
+
+
+def kill_mid_fit(folder: Path) -> int:
+    """SIGKILL the worker painting ``folder``; returns its pid. The fit must not have ended."""
+    pid = worker_pid(folder)
+    os.kill(pid, signal.SIGKILL)
+    assert not (folder / "result.json").exists(), "the fit ended before its worker was killed: make LONG longer"
+    return pid
 
 
 # -- inputs to jobs -----------------------------------------------------------------------------
@@ -180,9 +190,25 @@ def uninterrupted(tmp_path_factory):
     return out / "long.png", out / "batch" / "long" / "scene.npz"
 
 
-def batch_process(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "diffbmp.cli", "batch", "default", *args], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+#: Batches started by the running test (in sessions of their own), stopped when it ends.
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_started_batches():
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:  # a test that failed half-way: its batch and workers go too
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+
+
+def batch_process(*args: str, env: dict[str, str] = ENV) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "diffbmp.cli", "batch", "default", *args], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    STARTED.append(process)
+    return process
 
 
 @pytest.mark.slow
@@ -192,8 +218,7 @@ def test_a_worker_killed_mid_fit_is_retried_and_resumes_to_the_uninterrupted_sce
     out = tmp_path / "batch"
     process = batch_process(str(picture), "--out", str(out), "--workers", "1", *LONG)
     wait_for(out / "long" / "checkpoint.pt", process)
-    killed = worker_pid(out / "long")
-    os.kill(killed, signal.SIGKILL)
+    killed = kill_mid_fit(out / "long")
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     row = summary(out)["long"]
@@ -207,7 +232,7 @@ def test_a_worker_dying_more_often_than_allowed_fails_its_job_only(tmp_path, uni
     out = tmp_path / "batch"
     process = batch_process(str(picture), "skimage:camera", "--out", str(out), "--workers", "1", "--retries", "0", *LONG)
     wait_for(out / "long" / "checkpoint.pt", process)
-    os.kill(worker_pid(out / "long"), signal.SIGKILL)
+    kill_mid_fit(out / "long")
     _, err = process.communicate(timeout=300)
     assert process.returncode == 1, err
     rows = summary(out)
@@ -245,39 +270,81 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def test_an_unreachable_ray_cluster_is_named_at_once(tmp_path, capsys):
+    pytest.importorskip("ray", reason="the Ray engine needs the diffbmp[ray] extra")
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    assert main(["batch", "default", "skimage:camera", "--out", str(tmp_path / "o"), "--engine", "ray",
+                 "--address", address]) == 2
+    assert f"cannot reach the Ray cluster at {address}" in capsys.readouterr().err
+    assert time.monotonic() - started < 30 and not (tmp_path / "o").exists()
+
+
+def session_members(session: int) -> list[int]:
+    """The live processes of a session (Linux: from /proc), e.g. the Ray head and all it started."""
+    members = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":  # after the name: state, ppid, pgrp, session
+            members.append(int(entry.name))
+    return members
+
+
+def signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass
+
+
 @pytest.fixture
 def ray_cluster():
-    """A Ray head on 127.0.0.1 with 2 CPUs, stopped (with all its workers) afterwards."""
+    """A Ray head on 127.0.0.1 with 2 CPUs, in a session of its own and with a token of its own;
+    yields its address and the environment that reaches it. Stopped afterwards with every process
+    it started."""
     pytest.importorskip("ray", reason="the Ray engine needs the diffbmp[ray] extra")
     port = free_port()
     temp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must stay under 108 characters
-    head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-         "--port", str(port), "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
-         "--disable-usage-stats", "--object-store-memory", str(100 * 2**20), "--temp-dir", temp],
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Ray 2.5x and later authenticate with a token; older versions ignore these variables.
+    env = dict(ENV, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    log = Path(temp) / "head.log"
+    with log.open("w") as handle:
+        head = subprocess.Popen(
+            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+             "--port", str(port), "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
+             "--disable-usage-stats", "--object-store-memory", str(100 * 2**20), "--temp-dir", temp],
+            env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        yield f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in log.read_text():
+            assert head.poll() is None, f"the Ray head did not start: {log.read_text()}"
+            assert time.monotonic() < deadline, f"the Ray head took too long to start: {log.read_text()}"
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}", env
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-        subprocess.run(["pkill", "-KILL", "-f", temp], check=False)  # any worker the head left behind
+        signal_all(session_members(head.pid), signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        while session_members(head.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        signal_all(session_members(head.pid), signal.SIGKILL)  # Ray's own shutdown can take half a minute
+        head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ray_engine_retries_a_killed_worker_to_completion(tmp_path, uninterrupted, ray_cluster):
     picture, expected = uninterrupted
+    address, env = ray_cluster
     out = tmp_path / "batch"
-    process = batch_process(str(picture), "skimage:camera", "--out", str(out), "--engine", "ray", "--address", ray_cluster,
-                            *LONG)
+    process = batch_process(str(picture), "skimage:camera", "--out", str(out), "--engine", "ray", "--address", address,
+                            *LONG, env=env)
     wait_for(out / "long" / "checkpoint.pt", process, seconds=180)
-    killed = worker_pid(out / "long")
-    os.kill(killed, signal.SIGKILL)
+    killed = kill_mid_fit(out / "long")
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     rows = summary(out)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Protocol
 
 from ..errors import ConfigError
 from .jobs import Job
-from .runner import RESULT_FILE, WORKER_FILE, run_job
+from .runner import RESULT_FILE, WORKER_FILE, read_result, run_job, stop_on_signals
 
 __all__ = ["Engine", "LocalEngine", "RayEngine", "make_engine", "ENGINES"]
 
@@ -48,10 +48,9 @@ def _died(job: Job, attempts: int) -> dict[str, Any]:
 
 
 def _init_worker(devices: Any) -> None:
-    """Each worker: idle, it ignores Ctrl-C and SIGTERM (a running fit handles them itself and
-    checkpoints); on a GPU machine it takes one GPU for itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """Each worker: Ctrl-C or SIGTERM stops its job (a fit checkpoints first) and it starts no
+    other; on a GPU machine it takes one GPU for itself."""
+    stop_on_signals()
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
 
@@ -118,21 +117,29 @@ class LocalEngine:
             pool = self._pool()
             futures = {pool.submit(run_job, job.to_dict()): job for job in pending}
             pending = []
+            waiting, reported, broken = set(futures), set(), []
             try:
-                waiting = set(futures)
                 while waiting:
                     finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        job = futures[future]
+                        reported.add(future)
                         try:
-                            on_result(future.result())
-                        except BrokenProcessPool:
-                            if _died_running(job, since):
-                                attempts[job.name] += 1
-                            if attempts[job.name] > self.retries:
-                                on_result(_died(job, attempts[job.name]))
-                            else:
-                                pending.append(job)
+                            row = future.result()
+                        except BrokenProcessPool:  # a worker died: every job not yet finished ends here
+                            broken.append(futures[future])
+                        else:
+                            on_result(row)
+                if broken:
+                    # Once the pool has stopped its other workers (their fits checkpoint and say
+                    # so), the jobs whose worker died without a word are the ones that count.
+                    pool.shutdown(wait=True)
+                    for job in broken:
+                        if _died_running(job, since):
+                            attempts[job.name] += 1
+                        if attempts[job.name] > self.retries:
+                            on_result(_died(job, attempts[job.name]))
+                        else:
+                            pending.append(job)
             except KeyboardInterrupt as error:
                 # Stopping: the running fits checkpoint and report themselves interrupted.
                 signum = getattr(error, "signum", signal.SIGINT)
@@ -141,19 +148,37 @@ class LocalEngine:
                         os.kill(process.pid, signum)
                     except OSError:
                         pass
-                for future in futures:
+                left = [future for future in futures if future not in reported]
+                for future in left:
                     future.cancel()
-                for future in [f for f in futures if not f.cancelled()]:
+                for future in [f for f in left if not f.cancelled()]:
                     try:
-                        on_result(future.result(timeout=120))
+                        row = future.result(timeout=120)
                     except Exception:  # noqa: BLE001 (a worker that did not answer: nothing to report)
-                        pass
+                        continue
+                    if row.get("started", True):  # jobs the stop reached before they began are not reported
+                        on_result(row)
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             pool.shutdown(wait=True)
 
 
 # -- ray --------------------------------------------------------------------------------------
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` that nothing answers on is said at once (Ray itself would retry for minutes)."""
+    import re
+    import socket
+
+    found = re.fullmatch(r"\[?([^\]/]+?)\]?:(\d+)", address.strip())
+    if found is None:  # "auto", "ray://...": Ray's to judge
+        return
+    try:
+        socket.create_connection((found[1], int(found[2])), timeout=10).close()
+    except OSError as error:
+        raise ConfigError(f"cannot reach the Ray cluster at {address} ({error.strerror or error}); start its head with "
+                          "`ray start --head --port PORT`, or check the address and the firewall") from None
 
 
 class RayEngine:
@@ -171,8 +196,17 @@ class RayEngine:
         self.ray = ray
         address = address or os.environ.get("RAY_ADDRESS") or None
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                     configure_logging=False)
+            if address:
+                _check_reachable(address)
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                         configure_logging=False)
+            except ConnectionError as error:
+                hint = ""
+                if "auth" in f"{error} {error.__cause__}".lower():
+                    hint = ("; the cluster wants its token: set RAY_AUTH_MODE=token and copy the head's "
+                            "~/.ray/auth_token here (or set RAY_AUTH_TOKEN)")
+                raise ConfigError(f"cannot reach the Ray cluster at {address}: {error}{hint}") from None
         self.workers = int(ray.cluster_resources().get("CPU", 1) // max(cpus, 1e-9))
         self.task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False)(run_job)
         self.retries = retries
@@ -196,9 +230,13 @@ class RayEngine:
                 ray.cancel(ref)  # the task's fit gets Ctrl-C: it checkpoints and stops
             for ref, job in refs.items():
                 try:
-                    on_result(ray.get(ref, timeout=120))
-                except Exception:  # noqa: BLE001 (cancelled before it reported)
-                    pass
+                    row = ray.get(ref, timeout=120)
+                except Exception:  # noqa: BLE001 (cancelled: what it wrote in its folder, if anything)
+                    row = read_result(job.folder)
+                    if row is None or row.get("status") != "interrupted":
+                        continue
+                    row.pop("settings", None)
+                on_result(row)
             raise
 
 

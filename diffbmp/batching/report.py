@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .._tempfiles import temporary_for, writing
-from .runner import COLUMNS
+from .runner import COLUMNS, publish
 
 __all__ = ["Report"]
 
@@ -26,7 +26,7 @@ def _write_text(path: Path, text: str) -> None:
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
-            os.replace(temporary, path)
+            publish(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise

@@ -18,14 +18,52 @@ from typing import Any
 from .._tempfiles import temporary_for
 from .jobs import Job
 
-__all__ = ["run_job", "read_result", "RESULT_FILE", "WORKER_FILE", "COLUMNS"]
+__all__ = ["run_job", "read_result", "stop_on_signals", "RESULT_FILE", "WORKER_FILE", "COLUMNS"]
 
 #: The job's result, written when it ends (done, failed or interrupted).
 RESULT_FILE = "result.json"
 #: Who is running the job ("<host>:<pid>"), written when it starts.
 WORKER_FILE = ".worker"
 #: The columns of a result row (and of summary.csv).
+# mkstemp makes files only their owner can read; a batch's files get the usual permissions
+# (others on a shared filesystem read them).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def publish(temporary: str, path: Path) -> None:
+    """A finished temporary file, with the permissions of a new file, moved into place."""
+    os.chmod(temporary, 0o666 & ~_UMASK)
+    os.replace(temporary, path)
+
+
 COLUMNS = ("name", "input", "status", "psnr", "ssim", "primitives", "seconds", "worker", "error")
+
+
+class _Worker:
+    """A local worker's state: whether it was asked to stop, and whether a job is running."""
+
+    signum: int | None = None
+    running = False
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    _Worker.signum = signum
+    if _Worker.running:  # outside the fit itself (it handles signals on its own): stop the job now
+        from ..interrupts import Interrupted
+
+        raise Interrupted(signum)
+
+
+def stop_on_signals() -> None:
+    """In a local worker: Ctrl-C, SIGTERM and SIGHUP stop the running job (a fit checkpoints
+    first) and no other job starts in this worker."""
+    import signal
+
+    from ..interrupts import INTERRUPT_SIGNALS
+
+    for signum in INTERRUPT_SIGNALS:
+        signal.signal(signum, _on_signal)
 
 
 def read_result(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -43,7 +81,7 @@ def _write_result(folder: Path, row: dict[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(row, handle, indent=1)
-        os.replace(temporary, folder / RESULT_FILE)
+        publish(temporary, folder / RESULT_FILE)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -85,6 +123,8 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     row: dict[str, Any] = {"name": job.name, "input": job.target, "status": "failed", "psnr": None, "ssim": None,
                            "primitives": None, "seconds": None, "worker": worker, "error": ""}
+    if _Worker.signum is not None:  # this worker was told to stop: nothing new starts
+        return {**row, "status": "interrupted", "error": "stopped before it started", "started": False}
     previous = read_result(folder)
     if previous is not None and previous.get("status") == "done":
         if previous.get("settings") == _settings(job):
@@ -94,6 +134,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
                                 "or delete the job's folder to paint it again"}
     started = time.perf_counter()
     try:
+        _Worker.running = True
         folder.mkdir(parents=True, exist_ok=True)
         (folder / WORKER_FILE).write_text(worker + "\n")
         torch.set_num_threads(max(1, job.threads))
@@ -107,11 +148,14 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         row.update(status="done", psnr=round(float(result.psnr), 4), ssim=round(float(result.ssim), 4),
                    primitives=len(scenes[-1]) if scenes else len(result.scene), seconds=round(float(result.seconds), 2))
     except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM: the fit checkpointed and stopped
+        _Worker.signum = getattr(error, "signum", 2)  # (the fit's own handler took the signal) no job follows
         row.update(status="interrupted", error=f"interrupted ({type(error).__name__})")
     except DiffBMPError as error:
         row.update(error=_first_line(error))
     except Exception as error:  # noqa: BLE001 (one job's failure must not stop the batch)
         row.update(error=f"{type(error).__name__}: {_first_line(error)}")
+    finally:
+        _Worker.running = False
     if row["seconds"] is None:
         row["seconds"] = round(time.perf_counter() - started, 2)
     try:
