@@ -163,20 +163,22 @@ def test_mixed_pictures_and_a_clip_with_a_corrupt_picture_failing_alone(tmp_path
     assert 'src="camera/preview_painting.png"' in page and "4 done, 1 failed" in page
     assert "[5/5]" in err and "per minute" in err and "Traceback" not in err
 
-    # The same command again: done jobs are skipped untouched, the failed one is tried again.
+    # The same command again: done jobs are skipped untouched, the failed one is tried again
+    # (settings of outputs only, such as output.frames, do not change a painting).
     stamps = {name: (out / name / "result.json").stat().st_mtime_ns for name in ("tall", "camera")}
     (shots / "broken.png").unlink()
     photo(shots / "broken.png", (24, 24), 3)
     code = main(["batch", "default", str(shots), "skimage:camera", "--out", str(out), "--workers", "2",
-                 "--export", "psd,svg", *QUICK])
+                 "--export", "psd,svg", *QUICK, "--set", "output.frames=3"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert err.count("skipped (done before)") == 4 and all(row["status"] == "done" for row in summary(out).values())
     assert {name: (out / name / "result.json").stat().st_mtime_ns for name in stamps} == stamps
 
     # Other settings for the same folder: done jobs are not silently kept or overwritten.
-    assert main(["batch", "default", str(shots / "tall.jpg"), "--out", str(out), "--set", "n=7", *QUICK[2:]]) == 1
-    assert "painted with other settings before" in summary(out)["tall"]["error"]
+    assert main(["batch", "default", str(shots / "tall.jpg"), "--out", str(out), "--export", "psd,svg", *QUICK[2:],
+                 "--set", "n=7"]) == 1
+    assert "painted with other settings before (`n` (6 -> 7), `steps` (3 -> 500)) in " in summary(out)["tall"]["error"]
     capsys.readouterr()
 
 
@@ -350,5 +352,5 @@ def test_ray_engine_retries_a_killed_worker_to_completion(tmp_path, uninterrupte
     rows = summary(out)
     assert rows["long"]["status"] == "done" and not rows["long"]["worker"].endswith(f":{killed}"), rows
     assert rows["camera"]["status"] == "done"
-    assert "on the ray engine (2 at a time)" in err
+    assert "on the ray engine (2 at a time, on cpu)" in err
     same_scene(out / "long" / "scene.npz", expected)

@@ -58,7 +58,7 @@ def batch(
     engine: str = "local",
     workers: int | None = None,
     threads: int = 1,
-    device: str = "cpu",
+    device: str = "auto",
     address: str | None = None,
     retries: int = 2,
     overrides: Sequence[str] = (),
@@ -77,7 +77,8 @@ def batch(
             ``RAY_ADDRESS``, else a Ray instance started here).
         workers: local worker processes (default: one per core, or per GPU).
         threads: CPU threads per job (and CPUs a Ray task asks for).
-        device: "cpu" or "cuda" (one worker per GPU locally; one GPU per Ray task).
+        device: "cpu", "cuda" (one worker per GPU locally; one GPU per Ray task), or "auto" (the
+            default: "cuda" where there are GPUs, here or in the Ray cluster).
         retries: how often a job whose worker died is run again.
         overrides: ``key=value`` config overrides for every job.
         quiet: no progress lines.
@@ -101,9 +102,13 @@ def batch(
     jobs = collect_jobs([os.fspath(i) for i in inputs], out, recipe=recipe, overrides=overrides, exports=exports,
                         threads=threads)
     runner = make_engine(engine, workers=workers, device=device, address=address, retries=retries, threads=threads)
-    report = Report(out, [job.name for job in jobs], min(runner.workers, len(jobs)), say=(lambda m: None) if quiet else None)
+    for job in jobs:  # the engine's device first: a --set device=... still wins
+        job.overrides.insert(0, f"device={runner.device}")
+    at_once = min(runner.workers, len(jobs))
+    report = Report(out, [job.name for job in jobs], at_once, say=(lambda m: None) if quiet else None)
     out.mkdir(parents=True, exist_ok=True)
-    report.say(f"{len(jobs)} jobs on the {runner.name} engine ({runner.workers} at a time) into {out}")
+    report.say(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} on the {runner.name} engine ({at_once} at a time, "
+               f"on {runner.device}) into {out}")
     try:
         runner.run(jobs, report.record)
     finally:

@@ -26,12 +26,14 @@ from .runner import RESULT_FILE, WORKER_FILE, read_result, run_job, stop_on_sign
 __all__ = ["Engine", "LocalEngine", "RayEngine", "make_engine", "ENGINES"]
 
 ENGINES = ("local", "ray")
+DEVICES = ("auto", "cpu", "cuda")
 OnResult = Callable[[dict[str, Any]], None]
 
 
 class Engine(Protocol):
     name: str
     workers: int
+    device: str  # where the fits run: "cpu" or "cuda"
 
     def run(self, jobs: list[Job], on_result: OnResult) -> None:
         """Run every job, calling ``on_result`` with each result row as it arrives."""
@@ -89,15 +91,17 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, *, device: str = "cpu", retries: int = 2):
-        self.device = device
-        if device == "cuda":
+    def __init__(self, workers: int | None = None, *, device: str = "auto", retries: int = 2):
+        if device in ("auto", "cuda"):
             import torch
 
             gpus = torch.cuda.device_count()
-            if gpus == 0:
+            if device == "cuda" and gpus == 0:
                 raise ConfigError("device cuda was asked for but PyTorch sees no GPU; use --device cpu")
-            workers = min(workers or gpus, gpus)
+            device = "cuda" if gpus else "cpu"
+            if device == "cuda":
+                workers = min(workers or gpus, gpus)
+        self.device = device  # where the fits run: "cpu" or "cuda"
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.retries = retries
 
@@ -188,7 +192,7 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, *, cpus: float = 1, gpus: float = 0, retries: int = 2):
+    def __init__(self, address: str | None = None, *, cpus: float = 1, device: str = "auto", retries: int = 2):
         try:
             import ray
         except ImportError:
@@ -207,7 +211,13 @@ class RayEngine:
                     hint = ("; the cluster wants its token: set RAY_AUTH_MODE=token and copy the head's "
                             "~/.ray/auth_token here (or set RAY_AUTH_TOKEN)")
                 raise ConfigError(f"cannot reach the Ray cluster at {address}: {error}{hint}") from None
-        self.workers = int(ray.cluster_resources().get("CPU", 1) // max(cpus, 1e-9))
+        resources = ray.cluster_resources()
+        if device == "cuda" and not resources.get("GPU"):
+            raise ConfigError("device cuda was asked for but the Ray cluster has no GPUs; use --device cpu")
+        self.device = "cuda" if device == "cuda" or (device == "auto" and resources.get("GPU")) else "cpu"
+        gpus = 1 if self.device == "cuda" else 0
+        self.workers = max(1, int(min(resources.get("CPU", 1) // max(cpus, 1e-9),
+                                      resources.get("GPU", 0) if gpus else float("inf"))))
         self.task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False)(run_job)
         self.retries = retries
 
@@ -240,11 +250,14 @@ class RayEngine:
             raise
 
 
-def make_engine(name: str, *, workers: int | None = None, device: str = "cpu", address: str | None = None,
+def make_engine(name: str, *, workers: int | None = None, device: str = "auto", address: str | None = None,
                 retries: int = 2, threads: int = 1) -> Engine:
-    """The engine called ``name`` ("local" or "ray")."""
+    """The engine called ``name`` ("local" or "ray"). ``device`` "auto" is "cuda" where there are
+    GPUs (this machine's, or the Ray cluster's), else "cpu"; the engine's ``device`` says which."""
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if name == "local":
         return LocalEngine(workers, device=device, retries=retries)
     if name == "ray":
-        return RayEngine(address, cpus=threads, gpus=1 if device == "cuda" else 0, retries=retries)
+        return RayEngine(address, cpus=threads, device=device, retries=retries)
     raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")

@@ -99,9 +99,12 @@ def _previews(result: Any, folder: Path) -> None:
         write_png(folder / "preview_painting.png", to_uint8(result.scenes[-1].render()[0]))
 
 
-def _settings(job: Job) -> dict[str, Any]:
-    """What a job's painting depends on: a done job is skipped only if these are unchanged."""
-    return {"target": job.target, "recipe": job.recipe, "overrides": list(job.overrides), "exports": sorted(job.exports)}
+def _settings(job: Job, config: Any) -> dict[str, Any]:
+    """What a job's painting depends on (the resolved config less its output-only keys, and the
+    exports): a done job is skipped only if these are unchanged."""
+    from ..config import result_relevant
+
+    return json.loads(json.dumps({**result_relevant(config), "exports": sorted(job.exports)}))
 
 
 def _first_line(error: BaseException) -> str:
@@ -117,6 +120,8 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     from ..errors import DiffBMPError
     from ..exports import export
     from ..fitting.image import run
+    from ..fitting.runfolder import differences
+    from ..interrupts import signal_name
 
     job = Job(**spec)
     folder = Path(job.folder)
@@ -125,20 +130,24 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
                            "primitives": None, "seconds": None, "worker": worker, "error": ""}
     if _Worker.signum is not None:  # this worker was told to stop: nothing new starts
         return {**row, "status": "interrupted", "error": "stopped before it started", "started": False}
-    previous = read_result(folder)
-    if previous is not None and previous.get("status") == "done":
-        if previous.get("settings") == _settings(job):
-            return {**{k: v for k, v in previous.items() if k != "settings"}, "skipped": True}
-        # Not overwritten: that painting may be what someone wanted.
-        return {**row, "error": f"it was painted with other settings before ({folder}); paint into another --out, "
-                                "or delete the job's folder to paint it again"}
     started = time.perf_counter()
+    settings = None
     try:
         _Worker.running = True
+        config = load_config(job.recipe, [*job.overrides, f"target={json.dumps(job.target)}"])
+        settings = _settings(job, config)
+        previous = read_result(folder)
+        if previous is not None and previous.get("status") == "done":
+            if previous.get("settings") == settings:
+                return {**{k: v for k, v in previous.items() if k != "settings"}, "skipped": True}
+            # Not overwritten: that painting may be what someone wanted.
+            changed = differences(previous["settings"], settings) if isinstance(previous.get("settings"), dict) else []
+            what = f" ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})" if changed else ""
+            return {**row, "error": f"it was painted with other settings before{what} in {folder}; paint into another "
+                                    "--out, or delete the job's folder to paint it again"}
         folder.mkdir(parents=True, exist_ok=True)
         (folder / WORKER_FILE).write_text(worker + "\n")
         torch.set_num_threads(max(1, job.threads))
-        config = load_config(job.recipe, [*job.overrides, f"target={json.dumps(job.target)}"])
         result = run(config, out=folder, resume=True, quiet=True)
         if hasattr(result, "target"):  # exports are of a still image's painting
             for fmt in job.exports:
@@ -149,7 +158,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
                    primitives=len(scenes[-1]) if scenes else len(result.scene), seconds=round(float(result.seconds), 2))
     except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM: the fit checkpointed and stopped
         _Worker.signum = getattr(error, "signum", 2)  # (the fit's own handler took the signal) no job follows
-        row.update(status="interrupted", error=f"interrupted ({type(error).__name__})")
+        row.update(status="interrupted", error=f"interrupted ({signal_name(error)}); run the batch again to resume it")
     except DiffBMPError as error:
         row.update(error=_first_line(error))
     except Exception as error:  # noqa: BLE001 (one job's failure must not stop the batch)
@@ -159,7 +168,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     if row["seconds"] is None:
         row["seconds"] = round(time.perf_counter() - started, 2)
     try:
-        _write_result(folder, {**row, "settings": _settings(job)})
+        _write_result(folder, {**row, "settings": settings})
     except OSError as error:  # the row still reaches the batch's summary
         row["error"] = (row["error"] + "; " if row["error"] else "") + f"result not written: {error}"
     return row

@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="local worker processes (default: one per core, or per GPU)")
     parser.add_argument("--threads", type=positive_int, default=1, metavar="N", help="CPU threads per job (default 1)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where each fit runs (default cpu)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where each fit runs (default auto: on the GPUs where there are any)")
     parser.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--retries", type=non_negative_int, default=2, metavar="N",
                         help="times a job whose worker died is run again (default 2)")
