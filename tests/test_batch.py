@@ -303,7 +303,7 @@ def signal_all(pids: list[int], signum: int) -> None:
             pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_cluster():
     """A Ray head on 127.0.0.1 with 2 CPUs, in a session of its own and with a token of its own;
     yields its address and the environment that reaches it. Stopped afterwards with every process
@@ -353,4 +353,24 @@ def test_ray_engine_retries_a_killed_worker_to_completion(tmp_path, uninterrupte
     assert rows["long"]["status"] == "done" and not rows["long"]["worker"].endswith(f":{killed}"), rows
     assert rows["camera"]["status"] == "done"
     assert "on the ray engine (2 at a time, on cpu)" in err
+    same_scene(out / "long" / "scene.npz", expected)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_stops_a_ray_batch_and_the_same_command_finishes_it(tmp_path, uninterrupted, ray_cluster):
+    picture, expected = uninterrupted
+    address, env = ray_cluster
+    out = tmp_path / "batch"
+    args = [str(picture), "--out", str(out), "--engine", "ray", "--address", address, *LONG]
+    process = batch_process(*args, env=env)
+    wait_for(out / "long" / "checkpoint.pt", process, seconds=180)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143 and "interrupted (SIGTERM)" in err, err
+    assert summary(out)["long"]["status"] == "interrupted" and "Traceback" not in err
+    process = batch_process(*args, env=env)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert summary(out)["long"]["status"] == "done"
     same_scene(out / "long" / "scene.npz", expected)

@@ -10,14 +10,16 @@ running fits checkpoint and report themselves interrupted, and nothing new start
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import ConfigError
 from .jobs import Job
@@ -170,6 +172,24 @@ class LocalEngine:
 # -- ray --------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _keeping_signal_handlers() -> Iterator[None]:
+    """The Python handlers of Ctrl-C, SIGTERM and SIGHUP as they were before the block (in the
+    main thread; elsewhere nothing can be restored)."""
+    from ..interrupts import INTERRUPT_SIGNALS
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.getsignal(signum) for signum in INTERRUPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
 def _check_reachable(address: str) -> None:
     """A ``host:port`` that nothing answers on is said at once (Ray itself would retry for minutes)."""
     import re
@@ -203,8 +223,9 @@ class RayEngine:
             if address:
                 _check_reachable(address)
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                         configure_logging=False)
+                with _keeping_signal_handlers():  # Ray's own would end this process on SIGTERM
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                             configure_logging=False)
             except ConnectionError as error:
                 hint = ""
                 if "auth" in f"{error} {error.__cause__}".lower():
@@ -222,32 +243,43 @@ class RayEngine:
         self.retries = retries
 
     def run(self, jobs: list[Job], on_result: OnResult) -> None:
+        from ..interrupts import Interrupted, handling
+
         ray = self.ray
-        refs = {self.task.remote(job.to_dict()): job for job in jobs}
-        try:
-            while refs:
-                ready, _ = ray.wait(list(refs), num_returns=1)
-                for ref in ready:
-                    job = refs.pop(ref)
+        received: list[int] = []
+
+        def on_signal(signum: int, frame: Any) -> None:
+            received.append(signum)  # Ray may turn the exception into a plain KeyboardInterrupt
+            raise Interrupted(signum)
+
+        with handling(on_signal):
+            refs = {self.task.remote(job.to_dict()): job for job in jobs}
+            try:
+                while refs:
+                    ready, _ = ray.wait(list(refs), num_returns=1)
+                    for ref in ready:
+                        job = refs.pop(ref)
+                        try:
+                            on_result(ray.get(ref))
+                        except ray.exceptions.RayError as error:  # the worker died more often than allowed
+                            row = _died(job, self.retries + 1)
+                            row["error"] = f"{row['error']}: {type(error).__name__}"
+                            on_result(row)
+            except KeyboardInterrupt as error:
+                for ref in refs:
+                    ray.cancel(ref)  # a running task gets Ctrl-C: its fit checkpoints and stops
+                for ref, job in refs.items():
                     try:
-                        on_result(ray.get(ref))
-                    except ray.exceptions.RayError as error:  # the worker died more often than allowed
-                        row = _died(job, self.retries + 1)
-                        row["error"] = f"{row['error']}: {type(error).__name__}"
-                        on_result(row)
-        except KeyboardInterrupt:
-            for ref in refs:
-                ray.cancel(ref)  # the task's fit gets Ctrl-C: it checkpoints and stops
-            for ref, job in refs.items():
-                try:
-                    row = ray.get(ref, timeout=120)
-                except Exception:  # noqa: BLE001 (cancelled: what it wrote in its folder, if anything)
-                    row = read_result(job.folder)
-                    if row is None or row.get("status") != "interrupted":
-                        continue
-                    row.pop("settings", None)
-                on_result(row)
-            raise
+                        row = ray.get(ref, timeout=120)
+                    except Exception:  # noqa: BLE001 (cancelled: what it wrote in its folder, if anything)
+                        row = read_result(job.folder)
+                        if row is None or row.get("status") != "interrupted":
+                            continue
+                        row.pop("settings", None)
+                    on_result(row)
+                if not hasattr(error, "signum") and received:
+                    raise Interrupted(received[0]) from None
+                raise
 
 
 def make_engine(name: str, *, workers: int | None = None, device: str = "auto", address: str | None = None,

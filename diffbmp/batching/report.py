@@ -73,8 +73,9 @@ class Report:
         what = "skipped (done before)" if row.get("skipped") else row["status"]
         detail = f", PSNR {row['psnr']:.2f} dB" if row.get("psnr") is not None else ""
         detail += f": {row['error']}" if row["status"] != "done" and row.get("error") else ""
-        self.say(f"[{finished}/{total}] {row['name']} {what}{detail} | {counts['done']} done, {counts['failed']} failed, "
-                 f"{running} running, {rate:.1f} per minute{eta}")
+        stopped = f", {counts['interrupted']} interrupted" if counts["interrupted"] else ""
+        self.say(f"[{finished}/{total}] {row['name']} {what}{detail} | {counts['done']} done, {counts['failed']} failed"
+                 f"{stopped}, {running} running, {rate:.1f} per minute{eta}")
         self.write_summary()
 
     def ordered(self) -> list[dict[str, Any]]:
