@@ -149,9 +149,9 @@ class LocalEngine:
             except KeyboardInterrupt as error:
                 # Stopping: the running fits checkpoint and report themselves interrupted.
                 signum = getattr(error, "signum", signal.SIGINT)
-                for process in multiprocessing.active_children():  # the pool's workers
+                for pid in list(getattr(pool, "_processes", None) or {}):  # the pool's workers, no other child
                     try:
-                        os.kill(process.pid, signum)
+                        os.kill(pid, signum)
                     except OSError:
                         pass
                 left = [future for future in futures if future not in reported]
