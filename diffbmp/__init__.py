@@ -2,8 +2,8 @@
 
 The core operator is :func:`composite`; :class:`TextureBank` holds the shapes and
 :class:`PrimitiveParams` the per-primitive parameters. docs/rendering.md is the contract.
-:func:`fit` paints a target image, :func:`fit_video` a clip, and :func:`export` writes a
-painting as PSD, SVG, PNG or JSON.
+:func:`fit` paints a target image, :func:`fit_video` a clip, :func:`batch` many of them,
+and :func:`export` writes a painting as PSD, SVG, PNG or JSON.
 
 The names below are imported on first use: ``import diffbmp`` (and ``diffbmp --help``) does
 not import PyTorch until something needs it.
@@ -41,6 +41,8 @@ _PUBLIC = {
     "fit": "fitting.image",
     "VideoResult": "video",
     "fit_video": "video",
+    "batch": "batching",
+    "BatchResult": "batching",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -62,6 +64,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .constants import ALPHA_MAX, PIXEL_CENTER, PIXEL_SIGMA, T_MIN, TILE_SIZE  # noqa: F401
     from .errors import BackendUnavailableError, ConfigError, DiffBMPError, InputError  # noqa: F401
+    from .batching import BatchResult, batch  # noqa: F401
     from .exports import export  # noqa: F401
     from .fitting.image import FitResult, fit  # noqa: F401
     from .params import PrimitiveParams  # noqa: F401

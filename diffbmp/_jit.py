@@ -2,7 +2,7 @@
 
 Each build has its own folder under ``$DIFFBMP_CACHE_DIR/extensions`` (default
 ``~/.cache/diffbmp/extensions``), named by a hash of everything that makes it: the sources'
-contents, the flags, the compiler, and the versions of diffbmp, PyTorch, Python and CUDA. Two
+contents and folder (the build file names sources by absolute path), the flags, the compiler, and the versions of diffbmp, PyTorch, Python and CUDA. Two
 checkouts or two versions of diffbmp therefore never rebuild each other's extension, nor load
 one built from other sources. A file lock beside the folder lets one process compile while
 the others wait (and say so); the operating system releases it when its holder dies, so a
@@ -39,8 +39,10 @@ def build_directory(label: str, csrc: Path, flags: dict[str, list[str]]) -> Path
     import torch
 
     digest = hashlib.sha256()
+    # The folder too: the build file names every source by its absolute path, so two checkouts
+    # sharing one folder would each find the other's build stale and compile again.
     for part in (__version__, torch.__version__, sys.version, torch.version.cuda or "", os.environ.get("CXX", ""),
-                 json.dumps(flags, sort_keys=True)):
+                 json.dumps(flags, sort_keys=True), str(csrc.resolve())):
         digest.update(part.encode() + b"\0")
     for path in sorted(p for p in csrc.rglob("*") if p.suffix in SOURCE_SUFFIXES and p.is_file()):
         digest.update(path.relative_to(csrc).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")

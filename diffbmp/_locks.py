@@ -16,6 +16,9 @@ from typing import Callable, Iterator
 
 __all__ = ["exclusive", "holder_of"]
 
+#: Seconds a lock is waited for before the wait is announced.
+QUIET_WAIT = 3.0
+
 
 def _owner_file(lock: Path) -> Path:
     return lock.with_name(lock.name + ".owner")
@@ -45,15 +48,16 @@ def exclusive(lock: str | os.PathLike, *, wait: float, on_wait: Callable[[str], 
     lock = Path(lock)
     lock.parent.mkdir(parents=True, exist_ok=True)
     handle = FileLock(str(lock))
+    quiet = min(wait, QUIET_WAIT)  # a lock held for a moment (a build found ready) is waited for silently
     try:
-        handle.acquire(timeout=0)
+        handle.acquire(timeout=quiet)
     except Timeout:
-        if wait <= 0:
+        if wait <= quiet:
             raise on_timeout(holder_of(lock)) from None
         if on_wait is not None:
             on_wait(holder_of(lock))
         try:
-            handle.acquire(timeout=wait)
+            handle.acquire(timeout=wait - quiet)
         except Timeout:
             raise on_timeout(holder_of(lock)) from None
     owner = _owner_file(lock)

@@ -13,7 +13,7 @@ from .errors import DiffBMPError
 from .interrupts import exit_code, signal_name, signals_as_interrupts
 
 #: Subcommand modules, in the order ``diffbmp --help`` lists them.
-COMMANDS = ("fit", "recipes", "config", "render", "export")
+COMMANDS = ("fit", "batch", "recipes", "config", "render", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

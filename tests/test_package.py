@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -166,6 +167,9 @@ def test_cache_folders_differ_with_sources_and_flags(tmp_path, monkeypatch):
     assert first == _jit.build_directory("cpu", csrc, {"cxx": ["-O3"]})
     assert first.name.startswith(f"cpu-torch{torch.__version__.split('+')[0]}-py{sys.version_info[0]}{sys.version_info[1]}-")
     assert _jit.build_directory("cpu", csrc, {"cxx": ["-O2"]}) != first
+    copy = tmp_path / "checkout2" / "csrc"
+    shutil.copytree(csrc, copy)  # another checkout of the same sources: a build of its own
+    assert _jit.build_directory("cpu", copy, {"cxx": ["-O3"]}) != first
     header.write_text("int b;\n")
     assert _jit.build_directory("cpu", csrc, {"cxx": ["-O3"]}) != first
 

@@ -22,7 +22,7 @@ from .._tempfiles import remove_interrupted_writes, temporary_for, writing
 from ..errors import ConfigError, OutputError
 from .recording import publish_file
 
-__all__ = ["RunFolder", "LOG_COLUMNS", "write_csv"]
+__all__ = ["RunFolder", "LOG_COLUMNS", "write_csv", "differences"]
 
 #: The lock file a running fit holds in its run folder.
 LOCK_NAME = ".diffbmp.lock"
@@ -121,17 +121,17 @@ class RunFolder:
                 # Killed before its first checkpoint (or never started): nothing to continue,
                 # so the run starts over, provided it is the same run.
                 if saved is not None and saved != relevant:
-                    differences = ", ".join(_differences(saved, relevant)) or "(unknown)"
+                    changed = ", ".join(differences(saved, relevant)) or "(unknown)"
                     raise ConfigError(
                         f"cannot resume the run in {str(self.root)!r}: it has no checkpoint, and its settings differ in "
-                        f"{differences}; pass --force to start a new run there"
+                        f"{changed}; pass --force to start a new run there"
                     )
                 self.clear()
                 return False
             if saved is not None and saved != relevant:
-                differences = ", ".join(_differences(saved, relevant)) or "(unknown)"
+                changed = ", ".join(differences(saved, relevant)) or "(unknown)"
                 raise ConfigError(
-                    f"cannot resume the run in {str(self.root)!r}: its settings differ in {differences}; "
+                    f"cannot resume the run in {str(self.root)!r}: its settings differ in {changed}; "
                     "resume with the same settings, or pass --force to start a new run there"
                 )
             return True
@@ -194,13 +194,14 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+def differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """The keys in which two (nested) settings differ, each with its old and new value."""
     keys = sorted(set(a) | set(b))
     out = []
     for key in keys:
         left, right = a.get(key), b.get(key)
         if isinstance(left, dict) and isinstance(right, dict):
-            out += _differences(left, right, f"{prefix}{key}.")
+            out += differences(left, right, f"{prefix}{key}.")
         elif left != right:
             out.append(f"`{prefix}{key}` ({json.dumps(left)} -> {json.dumps(right)})")
     return out
