@@ -15,6 +15,20 @@ class ConfigError(DiffBMPError, ValueError):
     """A configuration file or option is invalid."""
 
 
+class SettingsChangedError(ConfigError):
+    """A run folder holds an unfinished run whose settings differ from the ones given.
+
+    Attributes:
+        folder: the run folder.
+        changed: the settings that differ, described (e.g. "`n` (6 -> 7)").
+    """
+
+    def __init__(self, message: str, folder: "str | os.PathLike[str]", changed: list[str]):
+        super().__init__(message)
+        self.folder = folder
+        self.changed = changed
+
+
 class BackendUnavailableError(DiffBMPError, RuntimeError):
     """The requested rendering backend cannot run on this machine."""
 

@@ -182,6 +182,34 @@ def test_mixed_pictures_and_a_clip_with_a_corrupt_picture_failing_alone(tmp_path
     capsys.readouterr()
 
 
+def test_an_interrupted_job_is_not_resumed_with_other_settings(tmp_path, capsys):
+    from diffbmp.config import load_config
+    from diffbmp.fitting.image import run
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    photo(shots / "cat.png", (24, 24), 1)
+    out = tmp_path / "out"
+    settings = [arg for arg in QUICK if arg != "--set"] + ["steps=40", "output.checkpoint_every=5"]
+
+    def interrupt(info):
+        if info.step == 12:
+            raise KeyboardInterrupt
+
+    config = load_config("default", [*settings, f"target={json.dumps(str(shots / 'cat.png'))}"])
+    with pytest.raises(KeyboardInterrupt):  # as a batch stopped mid-fit leaves it
+        run(config, out=out / "cat", quiet=True, callback=interrupt)
+    assert (out / "cat" / "checkpoint.pt").is_file()
+    sets = [part for setting in settings for part in ("--set", setting)]
+    assert main(["batch", "default", str(shots), "--out", str(out), *sets, "--set", "n=7"]) == 1
+    error = summary(out)["cat"]["error"]
+    assert "started with other settings before (`n` (6 -> 7)) in " in error and "--force" not in error, error
+    capsys.readouterr()
+    # With its own settings it resumes and finishes.
+    assert main(["batch", "default", str(shots), "--out", str(out), *sets]) == 0, capsys.readouterr().err
+    assert summary(out)["cat"]["status"] == "done"
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The scene of the long job, painted without interruption."""

@@ -117,7 +117,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from ..config import load_config
-    from ..errors import DiffBMPError
+    from ..errors import DiffBMPError, SettingsChangedError
     from ..exports import export
     from ..fitting.image import run
     from ..fitting.runfolder import differences
@@ -159,6 +159,11 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM: the fit checkpointed and stopped
         _Worker.signum = getattr(error, "signum", 2)  # (the fit's own handler took the signal) no job follows
         row.update(status="interrupted", error=f"interrupted ({signal_name(error)}); run the batch again to resume it")
+    except SettingsChangedError as error:  # an interrupted job, resumed with other settings
+        changed = error.changed
+        what = f" ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})" if changed else ""
+        row.update(error=f"it was started with other settings before{what} in {folder}; run it with those settings, "
+                         "paint into another --out, or delete the job's folder to paint it again")
     except DiffBMPError as error:
         row.update(error=_first_line(error))
     except Exception as error:  # noqa: BLE001 (one job's failure must not stop the batch)

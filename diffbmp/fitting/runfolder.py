@@ -19,7 +19,7 @@ import torch
 
 from .._locks import exclusive
 from .._tempfiles import remove_interrupted_writes, temporary_for, writing
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError, OutputError, SettingsChangedError
 from .recording import publish_file
 
 __all__ = ["RunFolder", "LOG_COLUMNS", "write_csv", "differences"]
@@ -121,18 +121,21 @@ class RunFolder:
                 # Killed before its first checkpoint (or never started): nothing to continue,
                 # so the run starts over, provided it is the same run.
                 if saved is not None and saved != relevant:
-                    changed = ", ".join(differences(saved, relevant)) or "(unknown)"
-                    raise ConfigError(
+                    changed = differences(saved, relevant)
+                    raise SettingsChangedError(
                         f"cannot resume the run in {str(self.root)!r}: it has no checkpoint, and its settings differ in "
-                        f"{changed}; pass --force to start a new run there"
+                        f"{', '.join(changed) or '(unknown)'}; pass --force to start a new run there",
+                        self.root, changed,
                     )
                 self.clear()
                 return False
             if saved is not None and saved != relevant:
-                changed = ", ".join(differences(saved, relevant)) or "(unknown)"
-                raise ConfigError(
-                    f"cannot resume the run in {str(self.root)!r}: its settings differ in {changed}; "
-                    "resume with the same settings, or pass --force to start a new run there"
+                changed = differences(saved, relevant)
+                raise SettingsChangedError(
+                    f"cannot resume the run in {str(self.root)!r}: its settings differ in "
+                    f"{', '.join(changed) or '(unknown)'}; resume with the same settings, or pass --force to start a "
+                    "new run there",
+                    self.root, changed,
                 )
             return True
         if existing:
