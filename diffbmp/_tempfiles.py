@@ -14,16 +14,42 @@ from typing import Iterator
 
 from .errors import OutputError, output_error
 
-__all__ = ["TEMP_SUFFIX", "temporary_for", "remove_interrupted_writes", "writing"]
+__all__ = ["TEMP_SUFFIX", "temporary_for", "publish_file", "write_text_atomic", "remove_interrupted_writes", "writing"]
 
 #: Ending of the temporary files.
 TEMP_SUFFIX = ".tmp"
+
+# mkstemp creates files readable by their owner only; outputs get the usual permissions.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def temporary_for(path: str | os.PathLike) -> tuple[int, str]:
     """A new temporary file beside ``path`` (``mkstemp``'s descriptor and name)."""
     path = Path(path)
     return tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent if str(path.parent) else ".")
+
+
+def publish_file(temporary: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give a finished temporary file the permissions of a normal new file and move it into place."""
+    os.chmod(temporary, 0o666 & ~_UMASK)
+    os.replace(temporary, path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file, creating its folder; a
+    failed write (OutputError naming the path) leaves no temporary file and the old one intact."""
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = temporary_for(path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+            publish_file(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def remove_interrupted_writes(folder: str | os.PathLike, name: str = "*", recursive: bool = False) -> list[Path]:

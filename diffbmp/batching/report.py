@@ -8,28 +8,15 @@ from __future__ import annotations
 import csv
 import html
 import io
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .._tempfiles import temporary_for, writing
-from .runner import COLUMNS, publish
+from .._tempfiles import write_text_atomic
+from .runner import COLUMNS
 
 __all__ = ["Report"]
-
-
-def _write_text(path: Path, text: str) -> None:
-    with writing(path):
-        fd, temporary = temporary_for(path)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-            publish(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
 
 
 class Report:
@@ -87,7 +74,7 @@ class Report:
         writer.writerow(COLUMNS)
         for row in self.ordered():
             writer.writerow(["" if row.get(column) is None else row[column] for column in COLUMNS])
-        _write_text(self.summary_csv, buffer.getvalue())
+        write_text_atomic(self.summary_csv, buffer.getvalue())
 
     def write_index(self) -> None:
         cells = []
@@ -125,4 +112,4 @@ img {{ width: 150px; image-rendering: auto; }} figcaption, .input {{ font-size: 
 {chr(10).join(cells)}
 </main></body></html>
 """
-        _write_text(self.index_html, page)
+        write_text_atomic(self.index_html, page)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._tempfiles import temporary_for
+from .._tempfiles import write_text_atomic
 from .jobs import Job
 
 __all__ = ["run_job", "read_result", "stop_on_signals", "RESULT_FILE", "WORKER_FILE", "COLUMNS"]
@@ -25,18 +25,6 @@ RESULT_FILE = "result.json"
 #: Who is running the job ("<host>:<pid>"), written when it starts.
 WORKER_FILE = ".worker"
 #: The columns of a result row (and of summary.csv).
-# mkstemp makes files only their owner can read; a batch's files get the usual permissions
-# (others on a shared filesystem read them).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def publish(temporary: str, path: Path) -> None:
-    """A finished temporary file, with the permissions of a new file, moved into place."""
-    os.chmod(temporary, 0o666 & ~_UMASK)
-    os.replace(temporary, path)
-
-
 COLUMNS = ("name", "input", "status", "psnr", "ssim", "primitives", "seconds", "worker", "error")
 
 
@@ -76,15 +64,7 @@ def read_result(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def _write_result(folder: Path, row: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, temporary = temporary_for(folder / RESULT_FILE)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(row, handle, indent=1)
-        publish(temporary, folder / RESULT_FILE)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomic(folder / RESULT_FILE, json.dumps(row, indent=1))
 
 
 def _previews(result: Any, folder: Path) -> None:

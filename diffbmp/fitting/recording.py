@@ -16,21 +16,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .._tempfiles import temporary_for, writing
+from .._tempfiles import publish_file, temporary_for, writing
 from ..errors import output_error
 
-# mkstemp creates files readable by their owner only; outputs get the usual permissions.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def publish_file(temporary: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Give a finished temporary file the permissions of a normal new file and move it into place."""
-    os.chmod(temporary, 0o666 & ~_UMASK)
-    os.replace(temporary, path)
-
-
-__all__ = ["to_uint8", "write_png", "write_animation", "frame_paths", "publish_file"]
+__all__ = ["to_uint8", "write_png", "write_animation", "frame_paths"]
 
 
 def to_uint8(image: torch.Tensor, alpha: torch.Tensor | None = None) -> np.ndarray:

@@ -18,9 +18,8 @@ from typing import Any, Iterator
 import torch
 
 from .._locks import exclusive
-from .._tempfiles import remove_interrupted_writes, temporary_for, writing
+from .._tempfiles import publish_file, remove_interrupted_writes, temporary_for, write_text_atomic, writing
 from ..errors import ConfigError, OutputError, SettingsChangedError
-from .recording import publish_file
 
 __all__ = ["RunFolder", "LOG_COLUMNS", "write_csv", "differences"]
 
@@ -29,19 +28,6 @@ LOCK_NAME = ".diffbmp.lock"
 
 #: Columns of log.csv.
 LOG_COLUMNS = ("step", "loss", "psnr", "n", "blur", "seconds")
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = temporary_for(path)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-            publish_file(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
 
 
 class RunFolder:
@@ -153,7 +139,7 @@ class RunFolder:
         return result_relevant(config_from_dict(read_yaml(self.config), origin=str(self.config)))
 
     def write_config(self, text: str) -> None:
-        _write_text_atomic(self.config, text)
+        write_text_atomic(self.config, text)
 
     def write_log(self, history: list[dict[str, float]], columns: tuple[str, ...] = LOG_COLUMNS) -> None:
         write_csv(self.log, history, columns)
@@ -186,7 +172,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]) 
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_format(row.get(column)) for column in columns])
-    _write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _format(value: Any) -> str:

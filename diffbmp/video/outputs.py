@@ -19,9 +19,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from .._tempfiles import temporary_for, writing
+from .._tempfiles import publish_file, temporary_for, writing
 from ..errors import ConfigError
-from ..fitting.recording import publish_file
 from ..fitting.runfolder import RunFolder, write_csv
 
 __all__ = ["VideoFolder", "FRAME_COLUMNS", "STEP_COLUMNS", "write_plot", "psd_indices"]
