@@ -182,6 +182,17 @@ def test_mixed_pictures_and_a_clip_with_a_corrupt_picture_failing_alone(tmp_path
     capsys.readouterr()
 
 
+def test_gpu_workers_stay_within_the_visible_gpus(monkeypatch):
+    from diffbmp.batching.engines import gpu_ids
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert gpu_ids(2) == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3,5")  # a batch given GPUs 2, 3 and 5 pins its workers to them
+    assert gpu_ids(2) == ["2", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8e1f")
+    assert gpu_ids(1) == ["GPU-8e1f"]
+
+
 def test_an_interrupted_job_is_not_resumed_with_other_settings(tmp_path, capsys):
     from diffbmp.config import load_config
     from diffbmp.fitting.image import run

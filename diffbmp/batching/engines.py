@@ -87,6 +87,14 @@ def _died_running(job: Job, since: float) -> bool:
     return started >= since and not reported and not _alive(pid)
 
 
+def gpu_ids(count: int) -> list[str]:
+    """The first ``count`` GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (a
+    worker pinned to one must stay within what the batch itself was given)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    names = [name.strip() for name in visible.split(",") if name.strip()] if visible else []
+    return (names or [str(index) for index in range(count)])[:count]
+
+
 class LocalEngine:
     """A pool of worker processes on this machine: ``workers`` of them (default: one per core,
     or one per GPU with ``device="cuda"``, each pinned to its GPU)."""
@@ -112,8 +120,8 @@ class LocalEngine:
         devices = None
         if self.device == "cuda":
             devices = context.Queue()
-            for index in range(self.workers):
-                devices.put(index)
+            for gpu in gpu_ids(self.workers):
+                devices.put(gpu)
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(devices,))
 
     def run(self, jobs: list[Job], on_result: OnResult) -> None:
