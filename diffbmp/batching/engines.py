@@ -51,9 +51,10 @@ def _died(job: Job, attempts: int) -> dict[str, Any]:
 # -- local ------------------------------------------------------------------------------------
 
 
-def _init_worker(devices: Any) -> None:
-    """Each worker: Ctrl-C or SIGTERM stops its job (a fit checkpoints first) and it starts no
-    other; on a GPU machine it takes one GPU for itself."""
+def _init_worker(devices: Any, pids: Any) -> None:
+    """Each worker: says who it is, Ctrl-C or SIGTERM stops its job (a fit checkpoints first)
+    and it starts no other; on a GPU machine it takes one GPU for itself."""
+    pids.put(os.getpid())
     stop_on_signals()
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
@@ -95,6 +96,15 @@ def gpu_ids(count: int) -> list[str]:
     return (names or [str(index) for index in range(count)])[:count]
 
 
+def _workers(pids: Any) -> list[int]:
+    """The process ids of a pool's workers that are still running (children of this process
+    that announced themselves on ``pids``)."""
+    announced = set()
+    while not pids.empty():
+        announced.add(pids.get())
+    return [child.pid for child in multiprocessing.active_children() if child.pid in announced]
+
+
 class LocalEngine:
     """A pool of worker processes on this machine: ``workers`` of them (default: one per core,
     or one per GPU with ``device="cuda"``, each pinned to its GPU)."""
@@ -115,20 +125,23 @@ class LocalEngine:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.retries = retries
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self) -> tuple[ProcessPoolExecutor, Any]:
+        """A new pool, and the queue its workers put their process ids on."""
         context = multiprocessing.get_context("spawn")  # no forked copies of PyTorch's threads
         devices = None
         if self.device == "cuda":
             devices = context.Queue()
             for gpu in gpu_ids(self.workers):
                 devices.put(gpu)
-        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(devices,))
+        pids = context.SimpleQueue()
+        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(devices, pids))
+        return pool, pids
 
     def run(self, jobs: list[Job], on_result: OnResult) -> None:
         pending, attempts = list(jobs), {job.name: 0 for job in jobs}
         while pending:
             since = time.time() - 1  # file times may be rounded to the second
-            pool = self._pool()
+            pool, pids = self._pool()
             futures = {pool.submit(run_job, job.to_dict()): job for job in pending}
             pending = []
             waiting, reported, broken = set(futures), set(), []
@@ -157,7 +170,7 @@ class LocalEngine:
             except KeyboardInterrupt as error:
                 # Stopping: the running fits checkpoint and report themselves interrupted.
                 signum = getattr(error, "signum", signal.SIGINT)
-                for pid in list(getattr(pool, "_processes", None) or {}):  # the pool's workers, no other child
+                for pid in _workers(pids):  # the pool's workers, no other child
                     try:
                         os.kill(pid, signum)
                     except OSError:
