@@ -3,8 +3,8 @@
 Each build has its own folder under ``$DIFFBMP_CACHE_DIR/extensions`` (default
 ``~/.cache/diffbmp/extensions``), named by a hash of everything that makes it: the sources'
 contents and folder (the build file names sources by absolute path), the flags, the compiler,
-and the versions of diffbmp, PyTorch, Python and CUDA. Two checkouts or two versions of diffbmp therefore never rebuild each other's extension, nor load
-one built from other sources. A file lock beside the folder lets one process compile while
+and the versions of diffbmp, PyTorch, Python and CUDA. Two checkouts or two versions of
+diffbmp therefore never rebuild each other's extension, nor load one built from other sources. A file lock beside the folder lets one process compile while
 the others wait (and say so); the operating system releases it when its holder dies, so a
 killed build never leaves the next one waiting.
 """
