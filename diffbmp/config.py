@@ -37,6 +37,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: ``strategy: auto`` runs the rounds strategy up to this many primitives (docs/quality.md).
+ROUNDS_UP_TO = 500
+
+
 # ----------------------------------------------------------------------------- sections
 class InitConfig(_Section):
     """How the primitives start (diffbmp/init.py)."""
@@ -149,6 +153,29 @@ class StagesConfig(_Section):
     count: int = Field(1, ge=1, le=64, description="number of stages; the n primitives are split evenly between them")
     until: float = Field(0.5, ge=0, le=1, description="the last stage starts at this fraction of the steps")
     size_decay: float = Field(0.5, gt=0, le=1, description="each stage's largest new primitive is this times the previous stage's")
+
+
+class RoundsConfig(_Section):
+    """The small-budget strategy: primitives found by search against the residual, in rounds."""
+
+    count: int = Field(3, ge=1, le=16, description="rounds; the number of primitives doubles each round and reaches n in the last")
+    until: float = Field(0.6, ge=0, le=1, description="the last round starts at this fraction of the steps")
+    relocate: list[float] = Field(default_factory=lambda: [0.4, 0.55, 0.7], max_length=64,
+                                  description="fractions of the steps at which the least useful primitives are searched for again")
+    relocate_share: float = Field(0.2, ge=0, le=1, description="share of the primitives moved at each relocation (the least useful)")
+    candidates: int = Field(128, ge=1, le=65536, description="random candidates tried for each new primitive")
+    climbs: int = Field(8, ge=0, le=1000, description="rounds of random perturbation of the best candidate")
+    perturbations: int = Field(24, ge=1, le=65536, description="perturbed copies tried per climbing round")
+    opacity: float = Field(0.8, ge=0.01, le=0.99, description="opacity new primitives are scored with and start with")
+    max_size: float = Field(0.5, gt=0, le=2, description="largest half-size of a new primitive, fraction of the canvas's longer side")
+    max_aspect: float = Field(4.0, ge=1, le=100, description="largest width/height (and height/width) of a new primitive")
+
+    @field_validator("relocate")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in value):
+            raise ValueError("relocation points are fractions of the steps, each between 0 and 1")
+        return sorted(value)
 
 
 class MinibatchConfig(_Section):
@@ -264,6 +291,11 @@ class FitConfig(_Section):
     background: BackgroundConfig = Field(default_factory=BackgroundConfig, description="background")
     loss: LossConfig = Field(default_factory=LossConfig, description="loss terms")
     prune: PruneConfig = Field(default_factory=PruneConfig, description="pruning and re-seeding")
+    strategy: Literal["auto", "plain", "rounds"] = Field(
+        "auto", description="plain: all primitives from the initialisation (and `stages`), refined by gradient descent; "
+        f"rounds: found one by one by search against the residual in doubling rounds, refined together, the least useful "
+        f"moved (`rounds`); auto: rounds when n is at most {ROUNDS_UP_TO} and `stages.count` is 1, else plain")
+    rounds: RoundsConfig = Field(default_factory=RoundsConfig, description="the rounds strategy (few primitives)")
     stages: StagesConfig = Field(default_factory=StagesConfig, description="coarse-to-fine stages")
     minibatch: MinibatchConfig = Field(default_factory=MinibatchConfig, description="random crops")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="parameter bounds")
@@ -278,6 +310,14 @@ class FitConfig(_Section):
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML/JSON types only)."""
         return self.model_dump(mode="json")
+
+
+def chosen_strategy(config: FitConfig) -> str:
+    """``"plain"`` or ``"rounds"``: the strategy a fit with ``config`` runs (``auto`` resolved)."""
+    if config.strategy != "auto":
+        return config.strategy
+    # Stages asked for are a plain fit's schedule; the rounds strategy has its own.
+    return "rounds" if config.n <= ROUNDS_UP_TO and config.stages.count == 1 else "plain"
 
 
 #: Keys that do not change the result of a fit (a resumed run may change them).

@@ -25,9 +25,9 @@ from typing import Any, Callable, Dict, Tuple
 
 import torch
 
-from ..config import FitConfig, parse_color, result_relevant
+from ..config import FitConfig, chosen_strategy, parse_color, result_relevant
 from ..errors import ConfigError, DiffBMPError, OutputError
-from ..init import analyse_target, error_init, initialise
+from ..init import analyse_target, error_init, initialise, sample_shape_ids
 from ..interrupts import Interrupted, handling
 from ..losses import LossWeights, mse, total_loss
 from ..params import PrimitiveParams
@@ -37,7 +37,9 @@ from ..scene import Scene
 from ..targets import Target
 from .checkpoints import check_fitter_state, reading
 from .optim import RowAdam
+from .rounds import plan_rounds, relocation_steps, removal_harm, search_settings
 from .schedules import blur_at, lr_factor
+from .search import ShapeSearch
 
 __all__ = ["Fitter", "StepInfo", "FitDivergedError", "CHECKPOINT_FORMAT", "Regulariser", "RegulariserInput"]
 
@@ -226,7 +228,11 @@ class Fitter:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.seconds_before = 0.0
+        #: "plain" or "rounds" (primitives found by search, see diffbmp/fitting/rounds.py).
+        self.strategy = chosen_strategy(config)
+        self._search: ShapeSearch | None = None
         self.stage_plan = self._plan_stages()
+        self.relocations = relocation_steps(config.steps, config.rounds) if self.strategy == "rounds" else []
         self._boundary_generator = self.generator.get_state()
 
     # ------------------------------------------------------------------ set-up
@@ -248,6 +254,8 @@ class Fitter:
         """(first step, primitives added, largest initial half-size in px) of each stage."""
         stages = self.config.stages
         n, steps = self.config.n, self.config.steps
+        if self.strategy == "rounds":
+            return plan_rounds(n, steps, self.config.rounds, self.config.rounds.max_size * self.side)
         count = min(stages.count, n)
         per_stage = n // count
         first = n - per_stage * (count - 1)
@@ -269,13 +277,17 @@ class Fitter:
         """The scene at step 0, drawn from the seeded generator."""
         init = self.config.init
         _, count, largest = self.stage_plan[0]
-        options = self._init_options(largest)
-        if init.method == "structure":
-            options.update(detail_mix=init.detail_mix, detail_power=init.detail_power, coverage=init.coverage)
-        elif init.method == "random":
-            options.update(coverage=init.coverage)
-        scene = initialise(init.method, self.analysis, self.bank, count, generator=self.generator,
-                           background=self.background_color.cpu(), **options)
+        if self.strategy == "rounds":
+            canvas = self.background_color.expand(self.height, self.width, 3)
+            scene = self._search_primitives(count, canvas).to("cpu")
+        else:
+            options = self._init_options(largest)
+            if init.method == "structure":
+                options.update(detail_mix=init.detail_mix, detail_power=init.detail_power, coverage=init.coverage)
+            elif init.method == "random":
+                options.update(coverage=init.coverage)
+            scene = initialise(init.method, self.analysis, self.bank, count, generator=self.generator,
+                               background=self.background_color.cpu(), **options)
         # A learned colour starts inside (0.01, 0.99) so its logit is not saturated.
         scene.background_logits = _logit(self.background_color.cpu().clamp(0.01, 0.99))
         self.scene = self._on_device(scene)
@@ -627,9 +639,12 @@ class Fitter:
     def add_stage(self, count: int, max_size_px: float) -> None:
         """Add ``count`` primitives on top, where the current render is most wrong."""
         colour, alpha, _ = self._render_for_maintenance(want_visibility=False)
-        error = self._seeding_error(colour, alpha)
-        fresh = self._on_device(error_init(self.analysis, self.bank, count, error, generator=self.generator,
-                                           **self._init_options(max_size_px)))
+        if self.strategy == "rounds":
+            fresh = self._search_primitives(count, colour + self.current_background() * (1 - alpha).unsqueeze(-1))
+        else:
+            error = self._seeding_error(colour, alpha)
+            fresh = self._on_device(error_init(self.analysis, self.bank, count, error, generator=self.generator,
+                                               **self._init_options(max_size_px)))
         background = self.scene.background_logits.detach()
         self.scene = self.scene.detached().concat(fresh)
         self.scene.background_logits = background
@@ -646,6 +661,51 @@ class Fitter:
         for start, count, size in self.stage_plan[1:]:
             if start == done:
                 self.add_stage(count, size)
+        if done in self.relocations:
+            self.relocate()
+
+    # ------------------------------------------------------------------ the rounds strategy
+    def _search_primitives(self, count: int, canvas: torch.Tensor) -> Scene:
+        """``count`` primitives found by search against ``canvas`` [H, W, 3], on the fit's device."""
+        if self._search is None:
+            wanted = self.target.over(self.background_color)
+            self._search = ShapeSearch(wanted, self.bank, self._pixel_weight())
+        settings = search_settings(self.config.rounds, self.side, self.config.init.min_size)
+        pool = torch.arange(len(self.bank))
+        if self.config.init.shape_weights is not None:
+            pool = sample_shape_ids(self.bank, 64 * len(self.bank), torch.Generator().manual_seed(0), self.config.init.shape_weights)
+        scene, _ = self._search.find(canvas, count, self.generator, settings, pool)
+        return self._on_device(scene)
+
+    @torch.no_grad()
+    def relocate(self) -> int:
+        """Move the primitives whose removal would cost least to where the search finds the
+        most error without them (on top). Returns how many moved."""
+        scene = self.scene
+        count = int(round(self.config.rounds.relocate_share * len(scene)))
+        if count == 0:
+            return 0
+        background = self.current_background()
+        wanted = self.target.over(background)
+        harm = removal_harm(self._params(), self.prepared, background, wanted, self._pixel_weight(), self.backend)
+        # Stable ranking, so that equal harms (say, two hidden primitives) move in index order.
+        moved = torch.sort(harm, stable=True).indices[:count].to(self.device)
+        keep = torch.ones(len(scene), dtype=torch.bool, device=self.device)
+        keep[moved] = False
+        alive = torch.nonzero(keep).flatten()
+        kept = scene.select(alive).detached()
+        image, _ = composite(kept.params(), self.prepared, background, self.height, self.width, blur=0.0,
+                             backend=self.backend, validate=False)
+        fresh = self._search_primitives(count, image)
+        order = torch.cat([alive, moved])
+        self.optimizer.select(order)
+        joined = kept.concat(fresh)
+        joined.background_logits = scene.background_logits.detach()
+        self.scene = joined
+        self.optimizer.reset(torch.arange(len(alive), len(order), device=self.device))
+        self._edit_row_state(order, fresh_from=len(alive))
+        self._prepare_tensors()
+        return count
 
     # ------------------------------------------------------------------ the loop
     def _frame_due(self, done: int) -> bool:

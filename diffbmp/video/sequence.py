@@ -95,7 +95,7 @@ class VideoResult:
 
 def later_frame_config(config: FitConfig, n: int, background: Sequence[float], noise: bool = False) -> FitConfig:
     """The settings of the frames after the first: ``video.steps_per_frame`` steps, the blur
-    starting at ``video.blur_start``, learning rates times ``video.lr_scale``, one stage,
+    starting at ``video.blur_start``, learning rates times ``video.lr_scale``, one stage, the plain strategy,
     pruning every ``video.prune_every`` steps, and the first frame's final background colour,
     fixed (a background that kept learning would shift every uncovered pixel: flicker),
     unless the background is the noisy canvas (``noise``)."""
@@ -105,6 +105,7 @@ def later_frame_config(config: FitConfig, n: int, background: Sequence[float], n
     data["steps"] = video.steps_per_frame
     data["blur"]["start"] = video.blur_start
     data["stages"]["count"] = 1
+    data["strategy"] = "plain"  # the previous frame's painting carries over; nothing is searched for again
     data["prune"]["every"] = video.prune_every
     data["optim"]["lr"] = {name: rate * video.lr_scale for name, rate in data["optim"]["lr"].items()}
     data["background"]["color"] = [float(v) for v in background]
