@@ -17,7 +17,10 @@ the clock (so its numbers vary a little run to run). Its modes: 1 triangles, 3 e
 4 circles, 5 rotated rectangles, 7 rotated ellipses, 0 a combination; alpha 128 (its default).
 
 diffbmp fits with the ``low_count`` recipe (``strategy: rounds``) with ``n`` set to the
-count; ``--recipe`` and ``--set`` change that.
+count; ``--recipe`` and ``--set`` change that. The hill climber's runs take about half an
+hour on one core for the three pictures; ``--json rows.json`` records every row, and
+``--primitive-rows rows.json`` takes the hill climber's rows from such a file instead of
+running it again (diffbmp's settings change, the hill climber's numbers do not).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from diffbmp.config import load_config  # noqa: E402
+from diffbmp.config import chosen_strategy, load_config  # noqa: E402
 from diffbmp.fitting.image import fit  # noqa: E402
 from diffbmp.losses import psnr, ssim_value  # noqa: E402
 from diffbmp.targets import load_target  # noqa: E402
@@ -105,8 +108,7 @@ def run_diffbmp(spec: str, recipe: str, overrides: list[str], count: int, size: 
     image = _to_uint8(result.scene.render()[0])
     target = _to_uint8(result.target.rgb)
     value, similarity = _scores(image, target)
-    strategy = config.strategy if hasattr(config, "strategy") else "plain"
-    return {"system": "diffbmp", "mode": f"{recipe} ({strategy})", "n": count, "psnr": value, "ssim": similarity,
+    return {"system": "diffbmp", "mode": f"{recipe} ({chosen_strategy(result.config)}, {'+'.join(config.primitives)})", "n": count, "psnr": value, "ssim": similarity,
             "cpu": cpu, "wall": wall, "render": image}
 
 
@@ -135,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pictures", type=Path, help="folder for target | diffbmp | primitive's best JPEGs")
     parser.add_argument("--json", type=Path, help="write the rows to this JSON file")
+    parser.add_argument("--primitive-rows", type=Path, help="take the hill climber's rows from this --json file instead of running it")
     args = parser.parse_args(argv)
 
-    if "primitive" in args.systems and not args.primitive:
+    recorded = json.loads(args.primitive_rows.read_text()) if args.primitive_rows else None
+    if "primitive" in args.systems and not args.primitive and recorded is None:
         print("primitive is not on PATH: only diffbmp runs (see docs/quality.md to build it)", file=sys.stderr)
         args.systems = [s for s in args.systems if s != "primitive"]
     torch.set_num_threads(os.cpu_count() or 1)
@@ -155,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_diffbmp(spec, args.recipe, args.overrides, count, args.size, args.seed)
                 found.append(row)
                 _print(label, row)
-        if "primitive" in args.systems:
+        if "primitive" in args.systems and recorded is not None:
+            for row in recorded:
+                if row["system"] == "primitive" and row["image"] == label and row["n"] in args.counts:
+                    found.append(dict(row))
+                    _print(label, row)
+        elif "primitive" in args.systems:
             for mode in args.modes:
                 for row in run_primitive(args.primitive, target, args.counts, mode):
                     found.append(row)
@@ -169,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 at_count = [r for r in found if r["n"] == count]
                 ours = [r for r in at_count if r["system"] == "diffbmp"]
                 theirs = sorted((r for r in at_count if r["system"] == "primitive"), key=lambda r: -r["psnr"])
-                chosen = [target] + [r["render"] for r in ours[:1] + theirs[:1]]
+                chosen = [target] + [r["render"] for r in ours[:1] + theirs[:1] if "render" in r]
                 side_by_side(chosen).save(args.pictures / f"{label}_{count}.jpg", quality=90)
     _print_summary(rows, args.counts)
     if args.json is not None:

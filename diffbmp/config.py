@@ -38,7 +38,7 @@ class _Section(BaseModel):
 
 
 #: ``strategy: auto`` runs the rounds strategy up to this many primitives (docs/quality.md).
-ROUNDS_UP_TO = 500
+ROUNDS_UP_TO = 300
 
 
 # ----------------------------------------------------------------------------- sections

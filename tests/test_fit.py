@@ -205,7 +205,8 @@ def test_callback_can_stop_a_fit_and_the_run_resumes(tmp_path):
 
 
 def make_fitter(config_options: dict, target: Target, names=("circle",)) -> Fitter:
-    config = build_config(None, **config_options)
+    """A fitter of the plain strategy (all n primitives from the initialisation)."""
+    config = build_config(None, **{"strategy": "plain", **config_options})
     return Fitter(config, target, TextureBank.from_names(list(names)), device=torch.device("cpu"), backend=None, progress=False)
 
 

@@ -13,11 +13,11 @@ from diffbmp.errors import InputError
 from diffbmp.primitives.procedural import builtin_names, make_builtin, natural_aspect
 
 REQUIRED = {
-    "disc", "ring", "square", "triangle", "star", "heart", "leaf", "soft_blob", "hexagon",
+    "disc", "ring", "square", "triangle", "right_triangle", "star", "heart", "leaf", "soft_blob", "hexagon",
     "crescent", "drop", "brush_flat", "brush_round", "brush_dry", "pencil",
 }
 STROKES = ["brush_flat", "brush_round", "brush_dry", "brush_fan", "pencil"]
-HARD_EDGED = ["disc", "ring", "square", "triangle", "star", "heart", "hexagon", "crescent", "drop", "leaf"]
+HARD_EDGED = ["disc", "ring", "square", "triangle", "right_triangle", "star", "heart", "hexagon", "crescent", "drop", "leaf"]
 NAMES = builtin_names()
 
 

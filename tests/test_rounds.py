@@ -78,6 +78,12 @@ def test_rounds_double_and_end_at_n(n, count):
         assert after <= 2 * before + 1
 
 
+def test_a_fit_of_one_step_places_every_primitive_at_once():
+    assert plan_rounds(5, 1, RoundsConfig(count=3), 64.0) == [(0, 5, 64.0)]
+    result = fit("skimage:camera", ["circle"], n=5, steps=1, size=24, strategy="rounds", quiet=True)
+    assert len(result.scene) == 5
+
+
 def test_relocation_steps_fall_inside_the_fit():
     assert relocation_steps(300, RoundsConfig(relocate=[0.4, 0.55, 0.7])) == [120, 165, 210]
     assert relocation_steps(2, RoundsConfig(relocate=[0.1, 0.4])) == [1]  # step 0 and the end are dropped

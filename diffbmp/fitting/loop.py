@@ -4,7 +4,9 @@ generator and the history, and can write all of them to a checkpoint and read th
 One step: draw the background (noise canvas) and the crop, render at the scheduled blur,
 compute the loss, back-propagate, take an Adam step with the scheduled learning rates, and
 clamp the parameters into sensible bounds. Between steps, invisible primitives are pruned
-and re-seeded where the error is, and new stages of primitives are added.
+and re-seeded where the error is, and new stages of primitives are added; the rounds
+strategy for few primitives (:mod:`.rounds`) finds new ones by search instead and moves
+the least useful at a few points.
 
 Determinism: every random draw (initialisation, noise, crops, re-seeding) comes from one
 ``torch.Generator`` whose state is checkpointed at step boundaries, schedules are pure

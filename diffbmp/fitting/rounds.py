@@ -28,7 +28,8 @@ _HARM_SIDE = 128
 def plan_rounds(n: int, steps: int, rounds: RoundsConfig, largest_px: float) -> list[tuple[int, int, float]]:
     """(first step, primitives added, largest half-size in px) of each round: the total
     doubles each round and is ``n`` after the last, which starts at ``rounds.until``."""
-    count = max(1, min(rounds.count, n))
+    # A fit of one step has no step boundary at which a later round could arrive.
+    count = max(1, min(rounds.count, n)) if steps > 1 else 1
     totals = [max(1, round(n / 2 ** (count - 1 - k))) for k in range(count)]
     plan: list[tuple[int, int, float]] = []
     placed = 0
@@ -50,7 +51,8 @@ def search_settings(rounds: RoundsConfig, side: float, min_size: float) -> Searc
     """The search settings of ``rounds`` on a canvas whose longer side is ``side`` pixels."""
     return SearchSettings(
         candidates=rounds.candidates, climbs=rounds.climbs, perturbations=rounds.perturbations, opacity=rounds.opacity,
-        min_size=max(min_size, 0.5), max_size=max(rounds.max_size * side, min_size, 0.5), max_aspect=rounds.max_aspect,
+        # Candidates below a pixel would waste the search: a few primitives are never that small.
+        min_size=max(min_size, 1.0), max_size=max(rounds.max_size * side, min_size, 1.0), max_aspect=rounds.max_aspect,
     )
 
 

@@ -264,6 +264,8 @@ _SHAPES: dict[str, _Shape] = {
     "ring": _Shape(_ring),
     "square": _Shape(_square),
     "triangle": _Shape(_rounded(_polygon_sdf(_regular_polygon(3, 1.0, 90.0)), 0.035)),
+    # Stretched and turned, the two triangles give every isosceles and right triangle.
+    "right_triangle": _Shape(_rounded(_polygon_sdf([(-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0)]), 0.02)),
     "star": _Shape(_rounded(_polygon_sdf(_star_vertices(5, 1.0, 0.45)), 0.025)),
     "hexagon": _Shape(_rounded(_polygon_sdf(_regular_polygon(6, 1.0, 0.0)), 0.03)),
     "heart": _Shape(_heart),
