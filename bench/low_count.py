@@ -16,7 +16,7 @@ runs with one worker (``-j 1``) so that this time is its CPU time, and it seeds 
 the clock (so its numbers vary a little run to run). Its modes: 1 triangles, 3 ellipses,
 4 circles, 5 rotated rectangles, 7 rotated ellipses, 0 a combination; alpha 128 (its default).
 
-diffbmp fits with the ``low_count`` recipe (``strategy: rounds``) with ``n`` set to the
+diffbmp fits with the ``low_count`` recipe (``strategy: search``) with ``n`` set to the
 count; ``--recipe`` and ``--set`` change that. The hill climber's runs take about half an
 hour on one core for the three pictures; ``--json rows.json`` records every row, and
 ``--primitive-rows rows.json`` takes the hill climber's rows from such a file instead of

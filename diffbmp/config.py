@@ -37,8 +37,8 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-#: ``strategy: auto`` runs the rounds strategy up to this many primitives (docs/quality.md).
-ROUNDS_UP_TO = 300
+#: ``strategy: auto`` runs the search strategy up to this many primitives (docs/quality.md).
+SEARCH_UP_TO = 300
 
 
 # ----------------------------------------------------------------------------- sections
@@ -155,11 +155,11 @@ class StagesConfig(_Section):
     size_decay: float = Field(0.5, gt=0, le=1, description="each stage's largest new primitive is this times the previous stage's")
 
 
-class RoundsConfig(_Section):
-    """The small-budget strategy: primitives found by search against the residual, in rounds."""
+class SearchConfig(_Section):
+    """The small-budget strategy: primitives found one by one by search against the residual."""
 
-    count: int = Field(3, ge=1, le=16, description="rounds; the number of primitives doubles each round and reaches n in the last")
-    until: float = Field(0.6, ge=0, le=1, description="the last round starts at this fraction of the steps")
+    rounds: int = Field(1, ge=1, le=16, description="rounds of adding primitives (1: all n at the start); the count doubles each round and reaches n in the last")
+    until: float = Field(0.6, ge=0, le=1, description="the last round starts at this fraction of the steps (rounds > 1)")
     relocate: list[float] = Field(default_factory=lambda: [0.4, 0.55, 0.7], max_length=64,
                                   description="fractions of the steps at which the least useful primitives are searched for again")
     relocate_share: float = Field(0.2, ge=0, le=1, description="share of the primitives moved at each relocation (the least useful)")
@@ -291,11 +291,11 @@ class FitConfig(_Section):
     background: BackgroundConfig = Field(default_factory=BackgroundConfig, description="background")
     loss: LossConfig = Field(default_factory=LossConfig, description="loss terms")
     prune: PruneConfig = Field(default_factory=PruneConfig, description="pruning and re-seeding")
-    strategy: Literal["auto", "plain", "rounds"] = Field(
+    strategy: Literal["auto", "plain", "search"] = Field(
         "auto", description="plain: all primitives from the initialisation (and `stages`), refined by gradient descent; "
-        f"rounds: found one by one by search against the residual in doubling rounds, refined together, the least useful "
-        f"moved (`rounds`); auto: rounds when n is at most {ROUNDS_UP_TO} and `stages.count` is 1, else plain")
-    rounds: RoundsConfig = Field(default_factory=RoundsConfig, description="the rounds strategy (few primitives)")
+        f"search: found one by one by search against the residual, refined together, the least useful searched for "
+        f"again (`search`); auto: search when n is at most {SEARCH_UP_TO} and `stages.count` is 1, else plain")
+    search: SearchConfig = Field(default_factory=SearchConfig, description="the search strategy (few primitives)")
     stages: StagesConfig = Field(default_factory=StagesConfig, description="coarse-to-fine stages")
     minibatch: MinibatchConfig = Field(default_factory=MinibatchConfig, description="random crops")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="parameter bounds")
@@ -313,11 +313,11 @@ class FitConfig(_Section):
 
 
 def chosen_strategy(config: FitConfig) -> str:
-    """``"plain"`` or ``"rounds"``: the strategy a fit with ``config`` runs (``auto`` resolved)."""
+    """``"plain"`` or ``"search"``: the strategy a fit with ``config`` runs (``auto`` resolved)."""
     if config.strategy != "auto":
         return config.strategy
-    # Stages asked for are a plain fit's schedule; the rounds strategy has its own.
-    return "rounds" if config.n <= ROUNDS_UP_TO and config.stages.count == 1 else "plain"
+    # Stages asked for are a plain fit's schedule; the search strategy has its own.
+    return "search" if config.n <= SEARCH_UP_TO and config.stages.count == 1 else "plain"
 
 
 #: Keys that do not change the result of a fit (a resumed run may change them).

@@ -4,9 +4,9 @@ generator and the history, and can write all of them to a checkpoint and read th
 One step: draw the background (noise canvas) and the crop, render at the scheduled blur,
 compute the loss, back-propagate, take an Adam step with the scheduled learning rates, and
 clamp the parameters into sensible bounds. Between steps, invisible primitives are pruned
-and re-seeded where the error is, and new stages of primitives are added; the rounds
-strategy for few primitives (:mod:`.rounds`) finds new ones by search instead and moves
-the least useful at a few points.
+and re-seeded where the error is, and new stages of primitives are added; the search
+strategy for few primitives (:mod:`.rounds`) finds them by search instead and moves the
+least useful at a few points.
 
 Determinism: every random draw (initialisation, noise, crops, re-seeding) comes from one
 ``torch.Generator`` whose state is checkpointed at step boundaries, schedules are pure
@@ -230,11 +230,11 @@ class Fitter:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.seconds_before = 0.0
-        #: "plain" or "rounds" (primitives found by search, see diffbmp/fitting/rounds.py).
+        #: "plain" or "search" (primitives found by search, see diffbmp/fitting/rounds.py).
         self.strategy = chosen_strategy(config)
         self._search: ShapeSearch | None = None
         self.stage_plan = self._plan_stages()
-        self.relocations = relocation_steps(config.steps, config.rounds) if self.strategy == "rounds" else []
+        self.relocations = relocation_steps(config.steps, config.search) if self.strategy == "search" else []
         self._boundary_generator = self.generator.get_state()
 
     # ------------------------------------------------------------------ set-up
@@ -256,8 +256,8 @@ class Fitter:
         """(first step, primitives added, largest initial half-size in px) of each stage."""
         stages = self.config.stages
         n, steps = self.config.n, self.config.steps
-        if self.strategy == "rounds":
-            return plan_rounds(n, steps, self.config.rounds, self.config.rounds.max_size * self.side)
+        if self.strategy == "search":
+            return plan_rounds(n, steps, self.config.search, self.config.search.max_size * self.side)
         count = min(stages.count, n)
         per_stage = n // count
         first = n - per_stage * (count - 1)
@@ -279,7 +279,7 @@ class Fitter:
         """The scene at step 0, drawn from the seeded generator."""
         init = self.config.init
         _, count, largest = self.stage_plan[0]
-        if self.strategy == "rounds":
+        if self.strategy == "search":
             canvas = self.background_color.expand(self.height, self.width, 3)
             scene = self._search_primitives(count, canvas).to("cpu")
         else:
@@ -641,7 +641,7 @@ class Fitter:
     def add_stage(self, count: int, max_size_px: float) -> None:
         """Add ``count`` primitives on top, where the current render is most wrong."""
         colour, alpha, _ = self._render_for_maintenance(want_visibility=False)
-        if self.strategy == "rounds":
+        if self.strategy == "search":
             fresh = self._search_primitives(count, colour + self.current_background() * (1 - alpha).unsqueeze(-1))
         else:
             error = self._seeding_error(colour, alpha)
@@ -666,13 +666,13 @@ class Fitter:
         if done in self.relocations:
             self.relocate()
 
-    # ------------------------------------------------------------------ the rounds strategy
+    # ------------------------------------------------------------------ the search strategy
     def _search_primitives(self, count: int, canvas: torch.Tensor) -> Scene:
         """``count`` primitives found by search against ``canvas`` [H, W, 3], on the fit's device."""
         if self._search is None:
             wanted = self.target.over(self.background_color)
             self._search = ShapeSearch(wanted, self.bank, self._pixel_weight())
-        settings = search_settings(self.config.rounds, self.side, self.config.init.min_size)
+        settings = search_settings(self.config.search, self.side, self.config.init.min_size)
         pool = torch.arange(len(self.bank))
         if self.config.init.shape_weights is not None:
             pool = sample_shape_ids(self.bank, 64 * len(self.bank), torch.Generator().manual_seed(0), self.config.init.shape_weights)
@@ -684,7 +684,7 @@ class Fitter:
         """Move the primitives whose removal would cost least to where the search finds the
         most error without them (on top). Returns how many moved."""
         scene = self.scene
-        count = int(round(self.config.rounds.relocate_share * len(scene)))
+        count = int(round(self.config.search.relocate_share * len(scene)))
         if count == 0:
             return 0
         background = self.current_background()

@@ -1,11 +1,10 @@
-"""The rounds strategy's plan and measures (the fit loop does the scene edits).
+"""The search strategy's plan and measures (the fit loop does the scene edits).
 
 Few primitives are where gradient descent alone gets stuck: a primitive that starts in the
-wrong place has no gradient that brings it to the right one. The rounds strategy finds
-each primitive by search against the residual (:mod:`.search`), adds them in rounds whose
-counts double (so the large early ones are refined before the later ones fill in detail),
-and at a few points moves the primitives whose removal would cost least to where the
-search finds the most error now.
+wrong place has no gradient that brings it to the right one. The search strategy finds
+each primitive by search against the residual (:mod:`.search`), all at the start or in
+rounds whose counts double, and at a few points moves the primitives whose removal would
+cost least to where the search finds the most error now.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..config import RoundsConfig
+from ..config import SearchConfig
 from ..params import PrimitiveParams
 from ..primitives.pyramid import PreparedBank
 from ..render import composite
@@ -25,34 +24,34 @@ __all__ = ["plan_rounds", "relocation_steps", "search_settings", "removal_harm"]
 _HARM_SIDE = 128
 
 
-def plan_rounds(n: int, steps: int, rounds: RoundsConfig, largest_px: float) -> list[tuple[int, int, float]]:
+def plan_rounds(n: int, steps: int, search: SearchConfig, largest_px: float) -> list[tuple[int, int, float]]:
     """(first step, primitives added, largest half-size in px) of each round: the total
-    doubles each round and is ``n`` after the last, which starts at ``rounds.until``."""
+    doubles each round and is ``n`` after the last, which starts at ``search.until``."""
     # A fit of one step has no step boundary at which a later round could arrive.
-    count = max(1, min(rounds.count, n)) if steps > 1 else 1
+    count = max(1, min(search.rounds, n)) if steps > 1 else 1
     totals = [max(1, round(n / 2 ** (count - 1 - k))) for k in range(count)]
     plan: list[tuple[int, int, float]] = []
     placed = 0
     for k, total in enumerate(totals):
         if total <= placed:
             continue
-        start = 0 if k == 0 else max(1, min(steps - 1, int(round(k * rounds.until * steps / (count - 1)))))
+        start = 0 if k == 0 else max(1, min(steps - 1, int(round(k * search.until * steps / (count - 1)))))
         plan.append((start, total - placed, largest_px))
         placed = total
     return plan
 
 
-def relocation_steps(steps: int, rounds: RoundsConfig) -> list[int]:
+def relocation_steps(steps: int, search: SearchConfig) -> list[int]:
     """The steps before which the least useful primitives are moved."""
-    return sorted({int(round(f * steps)) for f in rounds.relocate if 0 < int(round(f * steps)) < steps})
+    return sorted({int(round(f * steps)) for f in search.relocate if 0 < int(round(f * steps)) < steps})
 
 
-def search_settings(rounds: RoundsConfig, side: float, min_size: float) -> SearchSettings:
-    """The search settings of ``rounds`` on a canvas whose longer side is ``side`` pixels."""
+def search_settings(search: SearchConfig, side: float, min_size: float) -> SearchSettings:
+    """The search settings of ``search`` on a canvas whose longer side is ``side`` pixels."""
     return SearchSettings(
-        candidates=rounds.candidates, climbs=rounds.climbs, perturbations=rounds.perturbations, opacity=rounds.opacity,
+        candidates=search.candidates, climbs=search.climbs, perturbations=search.perturbations, opacity=search.opacity,
         # Candidates below a pixel would waste the search: a few primitives are never that small.
-        min_size=max(min_size, 1.0), max_size=max(rounds.max_size * side, min_size, 1.0), max_aspect=rounds.max_aspect,
+        min_size=max(min_size, 1.0), max_size=max(search.max_size * side, min_size, 1.0), max_aspect=search.max_aspect,
     )
 
 

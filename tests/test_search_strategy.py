@@ -1,4 +1,4 @@
-"""The small-budget strategy: search against the residual, rounds, relocation, determinism, resume."""
+"""The search strategy for few primitives: search against the residual, rounds, relocation, determinism, resume."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from diffbmp.config import ROUNDS_UP_TO, RoundsConfig, chosen_strategy, load_config
+from diffbmp.config import SEARCH_UP_TO, SearchConfig, chosen_strategy, load_config
 from diffbmp.fitting.image import build_config, fit
 from diffbmp.fitting.rounds import plan_rounds, relocation_steps, removal_harm
 from diffbmp.fitting.search import SearchSettings, ShapeSearch
@@ -41,34 +41,33 @@ def one_shape_target(shape: str, height: int = 48, width: int = 64) -> tuple[tor
 
 
 # ----------------------------------------------------------------------------- choosing the strategy
-def test_auto_runs_rounds_for_few_primitives_and_plain_otherwise():
-    assert chosen_strategy(build_config(n=100)) == "rounds"
-    assert chosen_strategy(build_config(n=ROUNDS_UP_TO)) == "rounds"
-    assert chosen_strategy(build_config(n=ROUNDS_UP_TO + 1)) == "plain"
+def test_auto_searches_for_few_primitives_and_fits_plainly_otherwise():
+    assert chosen_strategy(build_config(n=100)) == "search"
+    assert chosen_strategy(build_config(n=SEARCH_UP_TO)) == "search"
+    assert chosen_strategy(build_config(n=SEARCH_UP_TO + 1)) == "plain"
     # A plain fit's stages asked for keep the plain fit; an explicit choice is kept.
     assert chosen_strategy(build_config(n=100, stages={"count": 3})) == "plain"
     assert chosen_strategy(build_config(n=100, strategy="plain")) == "plain"
-    assert chosen_strategy(build_config(n=5000, strategy="rounds")) == "rounds"
-    assert chosen_strategy(load_config("low_count")) == "rounds"
+    assert chosen_strategy(build_config(n=5000, strategy="search")) == "search"
+    assert chosen_strategy(load_config("low_count")) == "search"
     assert chosen_strategy(load_config("circles")) == "plain"  # its four stages
 
 
 def test_later_video_frames_keep_their_primitives():
     config = build_config(n=60)
-    assert chosen_strategy(config) == "rounds"
+    assert chosen_strategy(config) == "search"
     assert chosen_strategy(later_frame_config(config, 60, [0.5, 0.5, 0.5])) == "plain"
 
 
 def test_bad_relocation_points_are_named():
     with pytest.raises(Exception, match="fractions of the steps"):
-        build_config(rounds={"relocate": [0.5, 1.5]})
+        build_config(search={"relocate": [0.5, 1.5]})
 
 
 # ----------------------------------------------------------------------------- the plan
 @pytest.mark.parametrize("n,count", [(100, 3), (50, 1), (7, 5), (1, 3), (300, 4)])
 def test_rounds_double_and_end_at_n(n, count):
-    rounds = RoundsConfig(count=count, until=0.6)
-    plan = plan_rounds(n, 300, rounds, 64.0)
+    plan = plan_rounds(n, 300, SearchConfig(rounds=count, until=0.6), 64.0)
     assert sum(added for _, added, _ in plan) == n
     assert plan[0][0] == 0
     starts = [start for start, _, _ in plan]
@@ -79,14 +78,14 @@ def test_rounds_double_and_end_at_n(n, count):
 
 
 def test_a_fit_of_one_step_places_every_primitive_at_once():
-    assert plan_rounds(5, 1, RoundsConfig(count=3), 64.0) == [(0, 5, 64.0)]
-    result = fit("skimage:camera", ["circle"], n=5, steps=1, size=24, strategy="rounds", quiet=True)
+    assert plan_rounds(5, 1, SearchConfig(rounds=3), 64.0) == [(0, 5, 64.0)]
+    result = fit("skimage:camera", ["circle"], n=5, steps=1, size=24, strategy="search", quiet=True)
     assert len(result.scene) == 5
 
 
 def test_relocation_steps_fall_inside_the_fit():
-    assert relocation_steps(300, RoundsConfig(relocate=[0.4, 0.55, 0.7])) == [120, 165, 210]
-    assert relocation_steps(2, RoundsConfig(relocate=[0.1, 0.4])) == [1]  # step 0 and the end are dropped
+    assert relocation_steps(300, SearchConfig(relocate=[0.4, 0.55, 0.7])) == [120, 165, 210]
+    assert relocation_steps(2, SearchConfig(relocate=[0.1, 0.4])) == [1]  # step 0 and the end are dropped
 
 
 # ----------------------------------------------------------------------------- the search
@@ -151,22 +150,22 @@ def test_removal_harm_is_the_error_a_removal_adds():
 
 
 # ----------------------------------------------------------------------------- whole fits
-SMALL = dict(n=24, steps=60, size=48, quiet=True, output={"progress": False})
+SMALL = dict(n=24, steps=60, size=48, quiet=True, output={"progress": False}, search={"rounds": 3})
 
 
-def test_a_rounds_fit_is_deterministic_for_a_seed_and_follows_its_plan():
+def test_a_search_fit_in_rounds_is_deterministic_for_a_seed_and_follows_its_plan():
     seen = []
-    a = fit("skimage:astronaut", ["circle"], strategy="rounds", seed=5, callback=lambda info: seen.append(info.n), **SMALL)
-    b = fit("skimage:astronaut", ["circle"], strategy="rounds", seed=5, **SMALL)
-    c = fit("skimage:astronaut", ["circle"], strategy="rounds", seed=6, **SMALL)
+    a = fit("skimage:astronaut", ["circle"], strategy="search", seed=5, callback=lambda info: seen.append(info.n), **SMALL)
+    b = fit("skimage:astronaut", ["circle"], strategy="search", seed=5, **SMALL)
+    c = fit("skimage:astronaut", ["circle"], strategy="search", seed=6, **SMALL)
     assert_same_scene(a.scene, b.scene)
     assert not torch.equal(a.scene.means, c.scene.means)
     # Rounds of 6, 12 and 24 primitives (the last at 0.6 x 60 = step 36).
     assert seen[0] == 6 and seen.index(12) == 17 and seen.index(24) == 35 and seen[-1] == 24
 
 
-def test_a_rounds_fit_resumes_exactly_across_rounds_and_relocations(tmp_path):
-    options = dict(SMALL, seed=2, strategy="rounds", background={"mode": "noise"}, prune={"every": 10},
+def test_a_search_fit_resumes_exactly_across_rounds_and_relocations(tmp_path):
+    options = dict(SMALL, seed=2, strategy="search", background={"mode": "noise"}, prune={"every": 10},
                    output={"frames": 4, "checkpoint_every": 20, "mp4": False, "progress": False})
     straight = fit("skimage:chelsea", ["circle", "square"], out=tmp_path / "straight", **options)
     for stop in (19, 41):  # after the second round; after two relocations (steps 24 and 33)
@@ -184,8 +183,8 @@ def test_a_rounds_fit_resumes_exactly_across_rounds_and_relocations(tmp_path):
 
 
 @pytest.mark.parametrize("image", ["astronaut", "coffee", "chelsea"])
-def test_rounds_are_never_worse_than_the_plain_fit(image):
+def test_the_search_strategy_is_never_worse_than_the_plain_fit(image):
     options = dict(n=40, steps=150, size=64, seed=0, quiet=True, output={"progress": False})
     plain = fit(f"skimage:{image}", ["circle"], strategy="plain", **options)
-    rounds = fit(f"skimage:{image}", ["circle"], strategy="rounds", **options)
-    assert rounds.psnr > plain.psnr - 0.1, (rounds.psnr, plain.psnr)
+    searched = fit(f"skimage:{image}", ["circle"], strategy="search", **options)
+    assert searched.psnr > plain.psnr - 0.1, (searched.psnr, plain.psnr)
