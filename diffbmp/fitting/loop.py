@@ -675,8 +675,14 @@ class Fitter:
         settings = search_settings(self.config.search, self.side, self.config.init.min_size)
         pool = torch.arange(len(self.bank))
         if self.config.init.shape_weights is not None:
+            # Candidates draw their shapes from this pool, whose frequencies follow the weights.
             pool = sample_shape_ids(self.bank, 64 * len(self.bank), torch.Generator().manual_seed(0), self.config.init.shape_weights)
-        scene, _ = self._search.find(canvas, count, self.generator, settings, pool)
+        from tqdm.auto import tqdm
+
+        # A search of many primitives takes seconds before the first step: it shows progress.
+        with tqdm(total=count, disable=not self.progress or count < 32, unit="primitive", dynamic_ncols=True,
+                  file=sys.stderr, leave=False, desc=f"{self.label}: search", mininterval=0.5) as bar:
+            scene, _ = self._search.find(canvas, count, self.generator, settings, pool, on_found=lambda: bar.update(1))
         return self._on_device(scene)
 
     @torch.no_grad()

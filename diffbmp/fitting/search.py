@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +66,7 @@ class ShapeSearch:
         self.target = target.detach().float().cpu().permute(2, 0, 1).contiguous()  # [3, H, W]
         self.weight = None if weight is None else weight.detach().float().cpu().unsqueeze(0)
         self.masks = self._footprints(bank.prepare("cpu", torch.float32))
+        self._grids: dict[int, torch.Tensor] = {}
 
     def _footprints(self, prepared: PreparedBank) -> torch.Tensor:
         """Coverage [S, 1, M, M] of every shape over [-_EXTENT, _EXTENT]^2 of its local frame."""
@@ -106,8 +108,9 @@ class ShapeSearch:
 
     def _coverage_grid(self, shape_ids: torch.Tensor, n: int) -> torch.Tensor:
         """Coverage [K, n, n] of each candidate's shape on its footprint grid."""
-        per_shape = F.adaptive_avg_pool2d(self.masks, (n, n))[:, 0]  # [S, n, n]
-        return per_shape[shape_ids]
+        if n not in self._grids:
+            self._grids[n] = F.adaptive_avg_pool2d(self.masks, (n, n))[:, 0]  # [S, n, n]
+        return self._grids[n][shape_ids]
 
     # ------------------------------------------------------------------ scoring
     def _score(self, canvas: torch.Tensor, means, scales, rotations, shape_ids, opacity: float, n: int):
@@ -134,11 +137,11 @@ class ShapeSearch:
 
     # ------------------------------------------------------------------ search
     def find(self, canvas: torch.Tensor, count: int, generator: torch.Generator, settings: SearchSettings,
-             shape_pool: torch.Tensor) -> tuple[Scene, torch.Tensor]:
+             shape_pool: torch.Tensor, on_found: Callable[[], None] | None = None) -> tuple[Scene, torch.Tensor]:
         """``count`` primitives found one after another on ``canvas`` [H, W, 3].
 
-        Returns the scene of new primitives (painted in the order found) and the canvas with
-        them painted on it.
+        ``on_found`` is called after each (a progress bar). Returns the scene of new
+        primitives (painted in the order found) and the canvas with them painted on it.
         """
         work = canvas.detach().float().cpu().permute(2, 0, 1).contiguous()
         found = []
@@ -147,6 +150,8 @@ class ShapeSearch:
             best = self._climb(work, best, generator, settings, shape_pool)
             work = self._paint(work, best, settings.opacity)
             found.append(best)
+            if on_found is not None:
+                on_found()
         scene = self._scene(found, settings.opacity)
         return scene, work.permute(1, 2, 0)
 
