@@ -38,7 +38,7 @@ class _Section(BaseModel):
 
 
 #: ``strategy: auto`` runs the search strategy up to this many primitives (docs/quality.md).
-SEARCH_UP_TO = 300
+SEARCH_UP_TO = 500
 
 
 # ----------------------------------------------------------------------------- sections

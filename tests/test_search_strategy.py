@@ -16,7 +16,7 @@ from diffbmp.params import PrimitiveParams
 from diffbmp.primitives import TextureBank
 from diffbmp.render import composite
 from diffbmp.scene import Scene
-from diffbmp.video.sequence import later_frame_config
+from diffbmp.video.sequence import first_frame_config, later_frame_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -53,10 +53,14 @@ def test_auto_searches_for_few_primitives_and_fits_plainly_otherwise():
     assert chosen_strategy(load_config("circles")) == "plain"  # its four stages
 
 
-def test_later_video_frames_keep_their_primitives():
+def test_a_clip_is_painted_plainly_unless_search_is_asked_for():
     config = build_config(n=60)
     assert chosen_strategy(config) == "search"
+    assert chosen_strategy(first_frame_config(config)) == "plain"
     assert chosen_strategy(later_frame_config(config, 60, [0.5, 0.5, 0.5])) == "plain"
+    searching = build_config(n=60, strategy="search")
+    assert chosen_strategy(first_frame_config(searching)) == "search"
+    assert chosen_strategy(later_frame_config(searching, 60, [0.5, 0.5, 0.5])) == "plain"  # the painting carries over
 
 
 def test_bad_relocation_points_are_named():

@@ -93,6 +93,15 @@ class VideoResult:
         return [row["psnr"] for row in self.frames]
 
 
+def first_frame_config(config: FitConfig) -> FitConfig:
+    """The first frame's settings: ``strategy: auto`` is the plain fit for a clip (its later
+    frames refine the first frame's primitives, and the temporal settings were measured
+    with it); ``strategy: search`` is kept when asked for."""
+    if config.strategy != "auto":
+        return config
+    return config.model_copy(update={"strategy": "plain"})
+
+
 def later_frame_config(config: FitConfig, n: int, background: Sequence[float], noise: bool = False) -> FitConfig:
     """The settings of the frames after the first: ``video.steps_per_frame`` steps, the blur
     starting at ``video.blur_start``, learning rates times ``video.lr_scale``, one stage, the plain strategy,
@@ -278,7 +287,7 @@ class _Sequence:
                        label=f"frame {index + 1}/{count}")
         start: FrameStart | None = None
         if index == 0:
-            fitter = Fitter(self.config, target, self.bank, **options)
+            fitter = Fitter(first_frame_config(self.config), target, self.bank, **options)
         else:
             assert self.previous is not None and self.background is not None
             config = later_frame_config(self.config, len(self.previous), self.background.tolist(), noise=self._noise_background())
