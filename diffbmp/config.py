@@ -293,7 +293,7 @@ class FitConfig(_Section):
     prune: PruneConfig = Field(default_factory=PruneConfig, description="pruning and re-seeding")
     strategy: Literal["auto", "plain", "search"] = Field(
         "auto", description="plain: all primitives from the initialisation (and `stages`), refined by gradient descent; "
-        f"search: found one by one by search against the residual, refined together, the least useful searched for "
+        "search: found one by one by search against the residual, refined together, the least useful searched for "
         f"again (`search`); auto: search when n is at most {SEARCH_UP_TO} and `stages.count` is 1, else plain")
     search: SearchConfig = Field(default_factory=SearchConfig, description="the search strategy (few primitives)")
     stages: StagesConfig = Field(default_factory=StagesConfig, description="coarse-to-fine stages")

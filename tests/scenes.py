@@ -1,4 +1,5 @@
-"""Random scenes and banks shared by the backend tests (reference, cpu, cuda)."""
+"""Random scenes and banks shared by the backend tests (reference, cpu, cuda), and the
+scene comparison the fit tests share."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ import torch
 import torch.nn.functional as F
 
 from diffbmp import PrimitiveParams, TextureBank
+from diffbmp.scene import Scene
 
 BACKGROUND = (0.2, 0.5, 0.8)
+#: A scene's raw tensors (what a fit optimises and a checkpoint saves).
+RAW = ("means", "log_scales", "rotations", "color_logits", "opacity_logits", "beta_logits", "background_logits")
+
+
+def assert_same_scene(a: Scene, b: Scene) -> None:
+    """The two scenes are equal bit for bit (shapes and every raw tensor)."""
+    assert torch.equal(a.shape_ids, b.shape_ids)
+    for name in RAW:
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
 
 
 def smooth_texture(height: int, width: int, seed: int) -> torch.Tensor:

@@ -15,18 +15,10 @@ from diffbmp.losses import psnr
 from diffbmp.params import PrimitiveParams
 from diffbmp.primitives import TextureBank
 from diffbmp.render import composite
-from diffbmp.scene import Scene
 from diffbmp.video.sequence import first_frame_config, later_frame_config
+from scenes import assert_same_scene
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-RAW = ("means", "log_scales", "rotations", "color_logits", "opacity_logits", "beta_logits", "background_logits")
-
-
-def assert_same_scene(a: Scene, b: Scene) -> None:
-    assert torch.equal(a.shape_ids, b.shape_ids)
-    for name in RAW:
-        assert torch.equal(getattr(a, name), getattr(b, name)), name
 
 
 def one_shape_target(shape: str, height: int = 48, width: int = 64) -> tuple[torch.Tensor, PrimitiveParams, TextureBank]:
@@ -124,6 +116,19 @@ def test_search_ignores_pixels_of_zero_weight():
     params = found.params()
     assert float(params.means[0, 0]) < 30
     assert float((params.colors[0] - torch.tensor([0.1, 0.3, 0.9])).abs().max()) < 0.15
+
+
+def test_search_keeps_out_of_a_costly_region():
+    target, truth, bank = one_shape_target("circle")
+    target[:] = torch.tensor([0.9, 0.1, 0.1])  # all red: one huge disc would do ...
+    cost = torch.zeros(target.shape[:2])
+    cost[:, 32:] = 50.0  # ... but painting the right half costs more than any error it removes
+    weight = (cost == 0).float()
+    search = ShapeSearch(target, bank, weight, cost)
+    found, painted = search.find(torch.full_like(target, 0.5), 3, torch.Generator().manual_seed(2),
+                                 SearchSettings(candidates=128, climbs=8, max_size=64.0), torch.tensor([0]))
+    assert float((painted[:, 34:] - 0.5).abs().max()) < 0.05
+    assert float((painted[:, :30] - target[:, :30]).abs().mean()) < 0.2
 
 
 def test_search_of_zero_primitives_is_empty():

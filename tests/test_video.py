@@ -41,6 +41,7 @@ from diffbmp.video import (
 from diffbmp.video.carry import carry_over, flow_shift, moving_content
 from diffbmp.video.flow import sample
 from diffbmp.video.temporal import change_map, hold_loss, hold_map
+from scenes import RAW, assert_same_scene
 from ffmpeg_check import HAVE_FFMPEG, needs_ffmpeg
 
 
@@ -60,19 +61,12 @@ def fail_on_call(function, call: int, error: BaseException):
     return stand_in
 
 
-RAW = ("means", "log_scales", "rotations", "color_logits", "opacity_logits", "beta_logits", "background_logits")
 PRIMITIVE_RAW = RAW[:-1]
 #: The columns of frames.csv and log.csv as docs/video.md and diffbmp.video.outputs document them.
 FRAME_COLUMNS = ["frame", "source_frame", "psnr", "ssim", "mse", "flicker", "steps", "loss", "moved", "optimised", "seconds"]
 STEP_COLUMNS = ["frame", "step", "loss", "psnr", "n", "blur", "seconds"]
 #: A fit small enough to be a formality (for errors and run-folder bookkeeping).
 TINY = dict(n=12, steps=6, size=24, seed=0, quiet=True, video={"steps_per_frame": 3, "mp4": False, "gif": False})
-
-
-def assert_same_scene(a: Scene, b: Scene) -> None:
-    assert torch.equal(a.shape_ids, b.shape_ids)
-    for name in RAW:
-        assert torch.equal(getattr(a, name), getattr(b, name)), name
 
 
 def frames_of(clip) -> np.ndarray:

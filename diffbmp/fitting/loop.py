@@ -624,18 +624,22 @@ class Fitter:
         error = self._seeding_error(colour, alpha)
         fresh = error_init(self.analysis, self.bank, count, error, generator=self.generator,
                            **self._init_options(self._current_max_size()))
-        fresh = self._on_device(fresh)
         # The re-seeded primitives go on top, where nothing hides them.
-        order = torch.cat([alive, torch.nonzero(dead).flatten()])
+        self._replace_rows(alive, torch.nonzero(dead).flatten(), self._on_device(fresh))
+        return count
+
+    def _replace_rows(self, alive: torch.Tensor, replaced: torch.Tensor, fresh: Scene) -> None:
+        """Keep the primitives ``alive`` (in order) and paint ``fresh`` over them in place of
+        the rows ``replaced``, whose optimiser and row state start anew."""
+        scene = self.scene
+        order = torch.cat([alive, replaced])
         self.optimizer.select(order)
-        kept = scene.select(alive).detached()
-        joined = kept.concat(fresh)
+        joined = scene.select(alive).detached().concat(fresh)
         joined.background_logits = scene.background_logits.detach()
         self.scene = joined
         self.optimizer.reset(torch.arange(len(alive), len(order), device=self.device))
         self._edit_row_state(order, fresh_from=len(alive))
         self._prepare_tensors()
-        return count
 
     @torch.no_grad()
     def add_stage(self, count: int, max_size_px: float) -> None:
@@ -671,7 +675,7 @@ class Fitter:
         """``count`` primitives found by search against ``canvas`` [H, W, 3], on the fit's device."""
         if self._search is None:
             wanted = self.target.over(self.background_color)
-            self._search = ShapeSearch(wanted, self.bank, self._pixel_weight())
+            self._search = ShapeSearch(wanted, self.bank, self._pixel_weight(), self._outside_cost())
         settings = search_settings(self.config.search, self.side, self.config.init.min_size)
         pool = torch.arange(len(self.bank))
         if self.config.init.shape_weights is not None:
@@ -684,6 +688,18 @@ class Fitter:
                   file=sys.stderr, leave=False, desc=f"{self.label}: search", mininterval=0.5) as bar:
             scene, _ = self._search.find(canvas, count, self.generator, settings, pool, on_found=lambda: bar.update(1))
         return self._on_device(scene)
+
+    def _outside_cost(self) -> torch.Tensor | None:
+        """The loss's ``outside`` term per unit of alpha at each pixel, [H, W], in the search's
+        units (squared error summed over channels and weighted pixels); None without it."""
+        weights = self.loss_weights
+        if self.mask is None or not weights.outside:
+            return None
+        outside = (1 - self.mask).clamp_min(0)
+        pixel_weight = self._pixel_weight()
+        # mse = error / (3 sum(weight)); outside = sum(alpha outside) / sum(outside).
+        scale = 3.0 * float(pixel_weight.sum()) / max(weights.mse, 1e-3) / max(float(outside.sum()), 1.0)
+        return weights.outside * scale * outside
 
     @torch.no_grad()
     def relocate(self) -> int:
@@ -701,18 +717,9 @@ class Fitter:
         keep = torch.ones(len(scene), dtype=torch.bool, device=self.device)
         keep[moved] = False
         alive = torch.nonzero(keep).flatten()
-        kept = scene.select(alive).detached()
-        image, _ = composite(kept.params(), self.prepared, background, self.height, self.width, blur=0.0,
+        image, _ = composite(scene.select(alive).params(), self.prepared, background, self.height, self.width, blur=0.0,
                              backend=self.backend, validate=False)
-        fresh = self._search_primitives(count, image)
-        order = torch.cat([alive, moved])
-        self.optimizer.select(order)
-        joined = kept.concat(fresh)
-        joined.background_logits = scene.background_logits.detach()
-        self.scene = joined
-        self.optimizer.reset(torch.arange(len(alive), len(order), device=self.device))
-        self._edit_row_state(order, fresh_from=len(alive))
-        self._prepare_tensors()
+        self._replace_rows(alive, moved, self._search_primitives(count, image))
         return count
 
     # ------------------------------------------------------------------ the loop

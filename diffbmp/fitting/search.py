@@ -58,13 +58,17 @@ class ShapeSearch:
         target: [H, W, 3] in [0, 1], the fitting canvas's target.
         bank: the shapes.
         weight: optional [H, W] per-pixel weight of the error.
+        outside_cost: optional [H, W] cost of each unit of alpha painted at a pixel, in units
+            of the (weighted) squared error (a mask's ``loss.outside`` term).
     """
 
-    def __init__(self, target: torch.Tensor, bank: TextureBank, weight: torch.Tensor | None = None):
+    def __init__(self, target: torch.Tensor, bank: TextureBank, weight: torch.Tensor | None = None,
+                 outside_cost: torch.Tensor | None = None):
         self.bank = bank
         self.height, self.width = target.shape[:2]
         self.target = target.detach().float().cpu().permute(2, 0, 1).contiguous()  # [3, H, W]
         self.weight = None if weight is None else weight.detach().float().cpu().unsqueeze(0)
+        self.outside_cost = None if outside_cost is None else outside_cost.detach().float().cpu().unsqueeze(0)
         self.masks = self._footprints(bank.prepare("cpu", torch.float32))
         self._grids: dict[int, torch.Tensor] = {}
 
@@ -118,8 +122,8 @@ class ShapeSearch:
         points = self._sample_points(means, scales, rotations, n)
         inside = ((points[..., 0] >= 0) & (points[..., 0] <= self.width) & (points[..., 1] >= 0)
                   & (points[..., 1] <= self.height)).float()
-        stacked = torch.cat([self.target, canvas] + ([self.weight] if self.weight is not None else []), dim=0)
-        sampled = self._sample(stacked, points)
+        extra = [t for t in (self.weight, self.outside_cost) if t is not None]
+        sampled = self._sample(torch.cat([self.target, canvas, *extra], dim=0), points)
         target, current = sampled[:, :3], sampled[:, 3:6]
         pixel_weight = inside * (sampled[:, 6] if self.weight is not None else 1.0)
         # Each sample stands for the same area of the canvas.
@@ -133,6 +137,8 @@ class ShapeSearch:
         colours = (numerator / w2.clamp_min(1e-9)).clamp(0, 1)
         change = alpha.unsqueeze(1) * (colours.view(-1, 3, 1, 1) - current)
         gain = ((2 * change * residual - change * change) * pixel_weight.unsqueeze(1)).sum(dim=(1, 2, 3)) * area
+        if self.outside_cost is not None:
+            gain = gain - (alpha * inside * sampled[:, -1]).sum(dim=(1, 2)) * area
         return gain, colours
 
     # ------------------------------------------------------------------ search
