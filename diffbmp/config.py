@@ -294,7 +294,7 @@ class FitConfig(_Section):
     strategy: Literal["auto", "plain", "search"] = Field(
         "auto", description="plain: all primitives from the initialisation (and `stages`), refined by gradient descent; "
         "search: found one by one by search against the residual, refined together, the least useful searched for "
-        f"again (`search`); auto: search when n is at most {SEARCH_UP_TO} and `stages.count` is 1, else plain")
+        f"again (`search`); auto: search when n is at most {SEARCH_UP_TO}, `stages.count` is 1 and `init.beta` is 0, else plain")
     search: SearchConfig = Field(default_factory=SearchConfig, description="the search strategy (few primitives)")
     stages: StagesConfig = Field(default_factory=StagesConfig, description="coarse-to-fine stages")
     minibatch: MinibatchConfig = Field(default_factory=MinibatchConfig, description="random crops")
@@ -313,11 +313,19 @@ class FitConfig(_Section):
 
 
 def chosen_strategy(config: FitConfig) -> str:
-    """``"plain"`` or ``"search"``: the strategy a fit with ``config`` runs (``auto`` resolved)."""
+    """``"plain"`` or ``"search"``: the strategy a fit with ``config`` runs (``auto`` resolved).
+
+    Raises ConfigError for ``strategy: search`` with stamps that keep their own colours
+    (``init.beta`` > 0): the search scores tinted shapes.
+    """
+    if config.strategy == "search" and config.init.beta > 0:
+        raise ConfigError(f"strategy: search paints tinted shapes, but init.beta is {config.init.beta} (stamps that keep "
+                          "their own colours); set strategy: plain (or auto), or init.beta: 0")
     if config.strategy != "auto":
         return config.strategy
-    # Stages asked for are a plain fit's schedule; the search strategy has its own.
-    return "search" if config.n <= SEARCH_UP_TO and config.stages.count == 1 else "plain"
+    # Stages asked for are a plain fit's schedule; the search strategy has its own, and it
+    # scores tinted shapes only.
+    return "search" if config.n <= SEARCH_UP_TO and config.stages.count == 1 and config.init.beta == 0 else "plain"
 
 
 #: Keys that do not change the result of a fit (a resumed run may change them).

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from diffbmp.config import SEARCH_UP_TO, SearchConfig, chosen_strategy, load_config
+from diffbmp.config import SEARCH_UP_TO, ConfigError, SearchConfig, chosen_strategy, load_config
 from diffbmp.fitting.image import build_config, fit
 from diffbmp.fitting.rounds import plan_rounds, relocation_steps, removal_harm
 from diffbmp.fitting.search import SearchSettings, ShapeSearch
@@ -43,6 +43,12 @@ def test_auto_searches_for_few_primitives_and_fits_plainly_otherwise():
     assert chosen_strategy(build_config(n=5000, strategy="search")) == "search"
     assert chosen_strategy(load_config("low_count")) == "search"
     assert chosen_strategy(load_config("circles")) == "plain"  # its four stages
+
+
+def test_stamps_in_their_own_colours_are_not_searched_for():
+    assert chosen_strategy(build_config(n=100, init={"beta": 1.0})) == "plain"
+    with pytest.raises(ConfigError, match="init.beta"):
+        chosen_strategy(build_config(n=100, strategy="search", init={"beta": 0.5}))
 
 
 def test_a_clip_is_painted_plainly_unless_search_is_asked_for():

@@ -117,7 +117,8 @@ class ShapeSearch:
         return self._grids[n][shape_ids]
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, canvas: torch.Tensor, means, scales, rotations, shape_ids, opacity: float, n: int):
+    def _score(self, canvas: torch.Tensor, means: torch.Tensor, scales: torch.Tensor, rotations: torch.Tensor,
+               shape_ids: torch.Tensor, opacity: float, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(error removed [K], best colours [K, 3]) of painting each candidate on ``canvas``."""
         points = self._sample_points(means, scales, rotations, n)
         inside = ((points[..., 0] >= 0) & (points[..., 0] <= self.width) & (points[..., 1] >= 0)
