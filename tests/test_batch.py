@@ -376,15 +376,22 @@ def ray_cluster():
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def start_ray_batch(inputs: list[str], out: Path, ray_cluster: tuple[str, dict[str, str]]) -> tuple[subprocess.Popen, list[str]]:
+    """A batch of ``inputs`` (the long fit among them) on the test's Ray cluster, returned once
+    the long fit has written a checkpoint, with the command's arguments (to run it again)."""
+    address, env = ray_cluster
+    args = [*inputs, "--out", str(out), "--engine", "ray", "--address", address, *LONG]
+    process = batch_process(*args, env=env)
+    wait_for(out / "long" / "checkpoint.pt", process, seconds=180)
+    return process, args
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ray_engine_retries_a_killed_worker_to_completion(tmp_path, uninterrupted, ray_cluster):
     picture, expected = uninterrupted
-    address, env = ray_cluster
     out = tmp_path / "batch"
-    process = batch_process(str(picture), "skimage:camera", "--out", str(out), "--engine", "ray", "--address", address,
-                            *LONG, env=env)
-    wait_for(out / "long" / "checkpoint.pt", process, seconds=180)
+    process, _ = start_ray_batch([str(picture), "skimage:camera"], out, ray_cluster)
     killed = kill_mid_fit(out / "long")
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
@@ -399,11 +406,9 @@ def test_ray_engine_retries_a_killed_worker_to_completion(tmp_path, uninterrupte
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_stops_a_ray_batch_and_the_same_command_finishes_it(tmp_path, uninterrupted, ray_cluster):
     picture, expected = uninterrupted
-    address, env = ray_cluster
+    _, env = ray_cluster
     out = tmp_path / "batch"
-    args = [str(picture), "--out", str(out), "--engine", "ray", "--address", address, *LONG]
-    process = batch_process(*args, env=env)
-    wait_for(out / "long" / "checkpoint.pt", process, seconds=180)
+    process, args = start_ray_batch([str(picture)], out, ray_cluster)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143 and "interrupted (SIGTERM)" in err, err
