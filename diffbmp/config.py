@@ -178,6 +178,31 @@ class SearchConfig(_Section):
         return sorted(value)
 
 
+class BudgetConfig(_Section):
+    """Automatic primitive budgets: primitives added in rounds until the painting reaches a quality."""
+
+    psnr: Optional[float] = Field(None, gt=0, le=100, description="add primitives until the painting reaches this PSNR "
+                                  "(dB); with `ssim`, both; null (and no `ssim` or `max_seconds`): a fixed count `n`")
+    ssim: Optional[float] = Field(None, gt=0, lt=1, description="add primitives until the painting reaches this SSIM")
+    max_seconds: Optional[float] = Field(None, gt=0, le=10**7, description="stop adding primitives when the fit has run "
+                                         "this long (alone: the best painting in this time)")
+    max_primitives: int = Field(100000, ge=1, le=10**7, description="never more primitives than this")
+    start: int = Field(50, ge=1, le=10**6, description="primitives of the first round")
+    round_steps: int = Field(100, ge=2, le=10**6, description="steps of each round (the learning rates fall within a round, "
+                             "so its end measures a settled painting)")
+    growth: float = Field(3.0, gt=1, le=100, description="a round multiplies the count by at most this")
+    margin: float = Field(0.1, ge=0, le=1, description="a round adds this share beyond the count predicted to reach the target")
+    restart: float = Field(0.5, gt=0, le=1, description="learning-rate factor at the start of each round after the first")
+    trim: bool = Field(True, description="once the target is reached, remove the primitives that are not needed to keep it "
+                       "(the least useful first), then polish")
+    polish_steps: int = Field(60, ge=0, le=10**6, description="steps of the last refinement, after trimming")
+
+    @property
+    def active(self) -> bool:
+        """Whether a fit with this section chooses its own count (a target or a time limit is set)."""
+        return self.psnr is not None or self.ssim is not None or self.max_seconds is not None
+
+
 class MinibatchConfig(_Section):
     """Random crops of the canvas per step, for very large targets."""
 
@@ -297,6 +322,8 @@ class FitConfig(_Section):
         f"again (`search`); auto: search when n is at most {SEARCH_UP_TO}, `stages.count` is 1 and `init.beta` is 0, else plain")
     search: SearchConfig = Field(default_factory=SearchConfig, description="the search strategy (few primitives)")
     stages: StagesConfig = Field(default_factory=StagesConfig, description="coarse-to-fine stages")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="automatic primitive budgets: a quality "
+                                 "(psnr, ssim) or a time to reach instead of a count (n and steps are then not used)")
     minibatch: MinibatchConfig = Field(default_factory=MinibatchConfig, description="random crops")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="parameter bounds")
     output: OutputConfig = Field(default_factory=OutputConfig, description="run folder contents")
@@ -679,6 +706,8 @@ def result_relevant(config: FitConfig) -> dict[str, Any]:
         data.pop(key, None)
     for key in VIDEO_OUTPUT_KEYS:
         data.get("video", {}).pop(key, None)
+    if not config.budget.active:
+        data.pop("budget", None)  # a fixed-count fit does not read it
     return data
 
 

@@ -28,9 +28,10 @@ from ..losses import mse, ssim_loss
 from ..primitives import TextureBank
 from ..scene import Scene
 from ..targets import SKIMAGE_PREFIX, Target, load_map, load_target, skimage_file
+from .budget import ROUND_COLUMNS
 from .loop import Fitter, StepInfo
 from .recording import frame_paths, to_uint8, write_animation, write_png
-from .runfolder import RunFolder
+from .runfolder import RunFolder, write_csv
 
 if TYPE_CHECKING:
     from ..video.sequence import VideoResult
@@ -56,6 +57,10 @@ class FitResult:
         completed: False when a callback stopped the fit early.
         config: the configuration the fit ran with.
         target: the target as fitted (on the canvas).
+        rounds: a budget fit's rounds (kind, first_step, steps, n, and the psnr, ssim and
+            seconds measured at each round's end); empty for a fixed-count fit.
+        budget_summary: a budget fit's outcome in words (the count it needed, or why it
+            stopped short of the target); empty for a fixed-count fit.
     """
 
     scene: Scene
@@ -68,6 +73,16 @@ class FitResult:
     completed: bool
     config: FitConfig
     target: Target = field(repr=False)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    budget_summary: str = ""
+
+    @property
+    def reached(self) -> bool | None:
+        """Whether a budget fit reached its quality targets (None for a fixed-count fit or a time limit alone)."""
+        budget = self.config.budget
+        if not self.rounds or (budget.psnr is None and budget.ssim is None):
+            return None
+        return (budget.psnr is None or self.psnr >= budget.psnr) and (budget.ssim is None or self.ssim >= budget.ssim)
 
     @property
     def mse_pm1(self) -> float:
@@ -197,6 +212,8 @@ def _run_image(config: FitConfig, folder: RunFolder | None, *, target: Any, bank
         if folder is not None:
             folder.save_checkpoint(state)
             folder.write_log(state["history"])
+            if fitter.budget is not None:
+                write_csv(folder.rounds, fitter.budget.rows(), ROUND_COLUMNS)
 
     def save_frame(done: int, image: torch.Tensor, alpha: torch.Tensor) -> None:
         if folder is None:
@@ -215,7 +232,10 @@ def _run_image(config: FitConfig, folder: RunFolder | None, *, target: Any, bank
     )
     if resuming:
         fitter.restore(folder.load_checkpoint())
-        say(f"resuming {folder.root} at step {fitter.step} of {config.steps}")
+        if fitter.budget is not None:
+            say(f"resuming {folder.root} at step {fitter.step} (round {len(fitter.budget.rounds)})")
+        else:
+            say(f"resuming {folder.root} at step {fitter.step} of {config.steps}")
     else:
         fitter.initialise()
     try:
@@ -314,6 +334,9 @@ def _finish(fitter: Fitter, target: Target, folder: RunFolder | None, completed:
         paths["checkpoint"] = folder.checkpoint
         folder.write_log(fitter.history)
         paths["log"] = folder.log
+        if fitter.budget is not None:
+            write_csv(folder.rounds, fitter.budget.rows(), ROUND_COLUMNS)
+            paths["rounds"] = folder.rounds
         paths["scene"] = scene.save(folder.scene)
         scale = config.output.final_scale
         big_image, big_alpha = fitter.render_final(scale) if scale != 1.0 else (image, alpha)
@@ -347,9 +370,15 @@ def _finish(fitter: Fitter, target: Target, folder: RunFolder | None, completed:
                 paths[name] = path  # written by an earlier session of this run
         if output.snapshot_every:
             paths["snapshots"] = folder.snapshots
-        say(f"step {fitter.step}/{config.steps}: PSNR {psnr:.2f} dB, SSIM {similarity:.4f}; wrote {folder.root}")
+    summary = fitter.budget.summary() if fitter.budget is not None else ""
+    if summary:
+        say(summary)
+    if folder is not None:
+        steps = f"{fitter.step}" if fitter.budget is not None else f"{fitter.step}/{config.steps}"
+        say(f"step {steps}: {len(scene)} primitives, PSNR {psnr:.2f} dB, SSIM {similarity:.4f}; wrote {folder.root}")
     return FitResult(scene=scene, history=list(fitter.history), paths=paths, psnr=psnr, ssim=similarity, mse=error,
-                     seconds=fitter.seconds_before, completed=completed, config=config, target=target)
+                     seconds=fitter.seconds_before, completed=completed, config=config, target=target,
+                     rounds=fitter.budget.rows() if fitter.budget is not None else [], budget_summary=summary)
 
 
 # ----------------------------------------------------------------------------- the Python API
@@ -367,9 +396,14 @@ def fit(
     callback: Callable[[StepInfo], bool | None] | None = None,
     weight_map: Any = None,
     mask: Any = None,
+    target_psnr: float | None = None,
+    target_ssim: float | None = None,
+    max_seconds: float | None = None,
+    max_primitives: int | None = None,
     **options: Any,
 ) -> "FitResult | VideoResult":
-    """Paint ``target`` with ``n`` primitives by gradient descent.
+    """Paint ``target`` with ``n`` primitives by gradient descent, or with as many as a
+    quality needs (``target_psnr``, ``target_ssim``).
 
     Args:
         target: an image path, ``"skimage:<name>"``, or a numpy/torch/Pillow image
@@ -390,6 +424,12 @@ def fit(
         quiet: no progress bar or messages.
         callback: called after each step with a :class:`StepInfo`; return True to stop.
         weight_map, mask: per-pixel maps (paths, arrays, or "ellipse:..."), see docs/fitting.md.
+        target_psnr, target_ssim: add primitives in rounds until the painting reaches this
+            PSNR (dB) and/or SSIM, then remove those it does not need (``n`` and ``steps`` are
+            not used; the ``budget`` config section); ``result.rounds`` shows the count and
+            quality after each round.
+        max_seconds, max_primitives: limits of such a fit (``max_seconds`` alone: the best
+            painting in that time).
         **options: any other config key: ``size=128``, ``seed=1``, ``optim={"lr": {"means": 0.003}}``,
             ``blur__start=2`` (double underscores reach into sections).
 
@@ -415,6 +455,10 @@ def fit(
         values["target"] = "<array>"
     if n is not None:
         values["n"] = n
+    budget = {key: value for key, value in (("psnr", target_psnr), ("ssim", target_ssim), ("max_seconds", max_seconds),
+                                            ("max_primitives", max_primitives)) if value is not None}
+    if budget:
+        values["budget"] = {**dict(values.get("budget", {})), **budget}
     if steps is not None:
         values["steps"] = steps
     for key, spec in (("weight_map", weight_map), ("mask", mask)):

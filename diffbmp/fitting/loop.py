@@ -6,7 +6,8 @@ compute the loss, back-propagate, take an Adam step with the scheduled learning 
 clamp the parameters into sensible bounds. Between steps, invisible primitives are pruned
 and re-seeded where the error is, and new stages of primitives are added; the search
 strategy for few primitives (:mod:`.rounds`) finds them by search instead and moves the
-least useful at a few points.
+least useful at a few points. A budget fit (:mod:`.budget`) runs rounds instead of a fixed
+number of steps, adding primitives until the painting reaches a quality.
 
 Determinism: every random draw (initialisation, noise, crops, re-seeding) comes from one
 ``torch.Generator`` whose state is checkpointed at step boundaries, schedules are pure
@@ -27,21 +28,23 @@ from typing import Any, Callable, Dict, Tuple
 
 import torch
 
-from ..config import FitConfig, chosen_strategy, parse_color, result_relevant
+from ..config import SEARCH_UP_TO, FitConfig, chosen_strategy, parse_color, result_relevant
 from ..errors import ConfigError, DiffBMPError, OutputError
 from ..init import analyse_target, error_init, initialise, sample_shape_ids
 from ..interrupts import Interrupted, handling
-from ..losses import LossWeights, mse, total_loss
+from ..losses import LossWeights, mse, ssim_loss, total_loss
 from ..params import PrimitiveParams
 from ..primitives import TextureBank
 from ..render import composite, composite_premultiplied
 from ..scene import Scene
 from ..targets import Target
+from .budget import BudgetPlan
 from .checkpoints import check_fitter_state, reading
 from .optim import RowAdam
 from .rounds import plan_rounds, relocation_steps, removal_harm, search_settings
 from .schedules import blur_at, lr_factor
 from .search import ShapeSearch
+from .trim import estimated_removal_harm, largest_removal
 
 __all__ = ["Fitter", "StepInfo", "FitDivergedError", "CHECKPOINT_FORMAT", "Regulariser", "RegulariserInput"]
 
@@ -230,11 +233,17 @@ class Fitter:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.seconds_before = 0.0
-        #: "plain" or "search" (primitives found by search, see diffbmp/fitting/rounds.py).
+        #: "plain" or "search" (primitives found by search, see diffbmp/fitting/rounds.py). A
+        #: budget fit with "search" searches while its count is at most SEARCH_UP_TO.
         self.strategy = chosen_strategy(config)
+        #: The rounds of a budget fit (None: a fixed count of ``config.n`` for ``config.steps``).
+        self.budget = BudgetPlan(config.budget, config.blur, config.optim) if config.budget.active else None
+        if self.budget is not None:
+            self.strategy = "plain" if config.strategy == "plain" or config.init.beta > 0 else "search"
         self._search: ShapeSearch | None = None
         self.stage_plan = self._plan_stages()
-        self.relocations = relocation_steps(config.steps, config.search) if self.strategy == "search" else []
+        self.relocations = (relocation_steps(config.steps, config.search)
+                            if self.strategy == "search" and self.budget is None else [])
         self._boundary_generator = self.generator.get_state()
 
     # ------------------------------------------------------------------ set-up
@@ -256,6 +265,8 @@ class Fitter:
         """(first step, primitives added, largest initial half-size in px) of each stage."""
         stages = self.config.stages
         n, steps = self.config.n, self.config.steps
+        if self.budget is not None:
+            return [(0, self.budget.first_count, self.config.init.max_size * self.side)]
         if self.strategy == "search":
             return plan_rounds(n, steps, self.config.search, self.config.search.max_size * self.side)
         count = min(stages.count, n)
@@ -279,7 +290,7 @@ class Fitter:
         """The scene at step 0, drawn from the seeded generator."""
         init = self.config.init
         _, count, largest = self.stage_plan[0]
-        if self.strategy == "search":
+        if self._searches(count):
             canvas = self.background_color.expand(self.height, self.width, 3)
             scene = self._search_primitives(count, canvas).to("cpu")
         else:
@@ -297,7 +308,15 @@ class Fitter:
         self.history = []
         self.seconds_before = 0.0
         self._prepare_tensors()
+        if self.budget is not None:
+            self.budget.begin("grow", 0, len(self.scene))
         self._boundary_generator = self.generator.get_state()
+
+    def _searches(self, total: int) -> bool:
+        """Whether primitives are found by search when the scene will hold ``total`` of them."""
+        if self.strategy != "search":
+            return False
+        return self.budget is None or total <= SEARCH_UP_TO
 
     def start_from(self, scene: Scene) -> None:
         """Step 0 from a given scene (a video frame starts from the previous frame's painting)."""
@@ -375,6 +394,7 @@ class Fitter:
             "target_checksum": self._target_checksum(),
             "rows": {name: tensor.detach().cpu().clone() for name, tensor in self.row_state.items()},
             "row_fill": dict(self.row_fill),
+            **({"budget": self.budget.state_dict()} if self.budget is not None else {}),
         }
 
     def _target_checksum(self) -> list[float]:
@@ -420,6 +440,11 @@ class Fitter:
         self.seconds_before = float(state.get("seconds", 0.0))
         self.row_state = {name: tensor.to(self.device) for name, tensor in state.get("rows", {}).items()}
         self.row_fill = dict(state.get("row_fill", {}))
+        if self.budget is not None:
+            if "budget" not in state:
+                raise ConfigError("the run folder's checkpoint is a fixed-count fit's, but this run has a budget "
+                                  "(budget.psnr, budget.ssim or budget.max_seconds); resume without it, or pass --force")
+            self.budget.load_state_dict(state["budget"])
         self._prepare_tensors()
 
     def _elapsed(self) -> float:
@@ -473,12 +498,19 @@ class Fitter:
             return torch.sigmoid(self.scene.background_logits)
         return self.background_color
 
-    def _train_step(self, step: int, interrupt: "_InterruptFlag | None" = None) -> tuple[float, float, float, dict[str, float]]:
+    def _schedule(self, step: int) -> tuple[float, float]:
+        """(blur in pixels, learning-rate factor) at ``step``."""
+        if self.budget is not None:
+            return self.budget.schedule(step)
         config = self.config
         steps = config.steps
         blur = blur_at(step, steps, config.blur.start, config.blur.end, config.blur.until, config.blur.curve)
         factor = lr_factor(step, steps, config.optim.schedule, warmup=int(round(config.optim.warmup * steps)),
                            final=config.optim.final_factor)
+        return blur, factor
+
+    def _train_step(self, step: int, interrupt: "_InterruptFlag | None" = None) -> tuple[float, float, float, dict[str, float]]:
+        blur, factor = self._schedule(step)
         scene = self.scene
         for name in self._trainable_names():
             getattr(scene, name).grad = None
@@ -642,10 +674,11 @@ class Fitter:
         self._prepare_tensors()
 
     @torch.no_grad()
-    def add_stage(self, count: int, max_size_px: float) -> None:
-        """Add ``count`` primitives on top, where the current render is most wrong."""
+    def add_stage(self, count: int, max_size_px: float, search: bool = True) -> None:
+        """Add ``count`` primitives on top, where the current render is most wrong (found by
+        search when the strategy searches, unless ``search`` is False)."""
         colour, alpha, _ = self._render_for_maintenance(want_visibility=False)
-        if self.strategy == "search":
+        if search and self._searches(len(self.scene) + count):
             fresh = self._search_primitives(count, colour + self.current_background() * (1 - alpha).unsqueeze(-1))
         else:
             error = self._seeding_error(colour, alpha)
@@ -660,6 +693,9 @@ class Fitter:
 
     def _maintain(self, done: int) -> None:
         """Pruning and stage additions due before step ``done`` (0-based) runs."""
+        if self.budget is not None:
+            self._maintain_budget(done)
+            return
         steps = self.config.steps
         rules = self.config.prune
         if rules.every and done % rules.every == 0 and done < rules.until * steps and done < steps:
@@ -669,6 +705,81 @@ class Fitter:
                 self.add_stage(count, size)
         if done in self.relocations:
             self.relocate()
+
+    # ------------------------------------------------------------------ budget fits
+    @torch.no_grad()
+    def measure(self, params: PrimitiveParams | None = None) -> tuple[float, float | None]:
+        """PSNR and SSIM (None on canvases under 3 pixels) of the render at blur 0 over the
+        final background, weighted and masked like the fit's metrics; of ``params`` when given."""
+        params = self._params().map(lambda t: t.detach()) if params is None else params
+        background = self.current_background()
+        image, _ = composite(params, self.prepared, background, self.height, self.width, blur=0.0, backend=self.backend,
+                             validate=False)
+        wanted = self.target.over(background)
+        weight = self._pixel_weight()
+        psnr = 10.0 * math.log10(1.0 / max(float(mse(image, wanted, weight)), 1e-12))
+        similarity = 1.0 - float(ssim_loss(image, wanted, weight)) if min(self.height, self.width) >= 3 else None
+        return psnr, similarity
+
+    def _maintain_budget(self, done: int) -> None:
+        """A budget fit's pruning, and at a round's end its measurement and the next round."""
+        plan = self.budget
+        rules = self.config.prune
+        if plan.prune_due(done, rules.every, rules.until):
+            self.prune()
+        if not plan.ends_at(done):
+            return
+        psnr, similarity = self.measure()
+        plan.record(psnr, similarity, self._elapsed())
+        action, total = plan.decide(psnr, similarity, self._elapsed())
+        current = plan.current
+        quality = f"PSNR {psnr:.2f} dB" + (f", SSIM {similarity:.4f}" if similarity is not None and self.config.budget.ssim else "")
+        self.log(f"round {len(plan.rounds)} ({current.kind}): {current.n} primitives, {quality}")
+        if action == "grow":
+            # The search pays for itself when the whole painting stays small.
+            search = plan.predicted_count() <= SEARCH_UP_TO
+            self.add_stage(total - len(self.scene), self._current_max_size(), search=search)
+            plan.begin("grow", done, len(self.scene))
+        elif action == "trim":
+            removed = self.trim() if self.config.budget.trim else 0
+            if removed:
+                self.log(f"removed {removed} primitives the painting does not need to keep the target")
+            if self.config.budget.polish_steps and (removed or current.kind == "grow"):
+                plan.begin("polish", done, len(self.scene))
+            else:
+                plan.finished = True
+
+    def trim(self) -> int:
+        """Remove the least useful primitives, as many as keep the budget's targets. Returns how many."""
+        params = self._params().map(lambda t: t.detach())
+        count = params.means.shape[0]
+        if count < 2:
+            return 0
+        background = self.current_background()
+        harm = estimated_removal_harm(params, self.prepared, background, self.target.over(background), self._pixel_weight(),
+                                      self.backend, self.generator)
+        order = torch.sort(harm, stable=True).indices.to(self.device)
+
+        def kept(removed: int) -> torch.Tensor:
+            keep = torch.ones(count, dtype=torch.bool, device=self.device)
+            keep[order[:removed]] = False
+            return keep
+
+        removed = largest_removal(count, lambda m: self.budget.reached(*self.measure(params.select(kept(m)))))
+        if removed:
+            alive = torch.nonzero(kept(removed)).flatten()
+            background_logits = self.scene.background_logits.detach()
+            self.scene = self.scene.select(alive).detached()
+            self.scene.background_logits = background_logits
+            self.optimizer.select(alive)
+            self._edit_row_state(alive)
+            self._prepare_tensors()
+        return removed
+
+    def _finished(self) -> bool:
+        if self.budget is not None:
+            return self.budget.finished
+        return self.step >= self.config.steps
 
     # ------------------------------------------------------------------ the search strategy
     def _search_primitives(self, count: int, canvas: torch.Tensor) -> Scene:
@@ -727,6 +838,9 @@ class Fitter:
         frames = self.config.output.frames
         if frames <= 0 or self.on_frame is None:
             return False
+        if self.budget is not None:
+            # The length of a budget fit is not known ahead: a frame every tenth of a round.
+            return done % max(1, self.config.budget.round_steps // 10) == 0 or self.budget.finished
         every = max(1, self.config.steps // frames)
         return done % every == 0 or done == self.config.steps
 
@@ -740,7 +854,8 @@ class Fitter:
             self.on_checkpoint(self.state_dict())
 
     def run(self) -> bool:
-        """Optimise until ``config.steps``; True when finished, False when a callback stopped it.
+        """Optimise until ``config.steps`` (a budget fit: until its rounds end); True when
+        finished, False when a callback stopped it.
 
         Ctrl-C (SIGTERM, SIGHUP) finishes the current step, writes a checkpoint and raises
         :class:`~diffbmp.interrupts.Interrupted` (a KeyboardInterrupt);
@@ -753,12 +868,12 @@ class Fitter:
         self._session_start = time.perf_counter()
         if self.step == 0 and self.on_frame is not None:
             self._emit_frame(0)
-        bar = tqdm(total=steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True,
+        bar = tqdm(total=None if self.budget is not None else steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True,
                    file=sys.stderr, leave=self.leave_progress, desc=self.label, mininterval=0.5)
         completed = True
         try:
             with _InterruptFlag() as interrupt, _deterministic_convolutions(torch.device(self.device)):
-                while self.step < steps:
+                while not self._finished():
                     if interrupt.raised:
                         raise interrupt.exception()
                     step = self.step
@@ -767,7 +882,10 @@ class Fitter:
                     row = {"step": done, "loss": loss, "psnr": psnr, "n": len(self.scene), "blur": blur,
                            "seconds": self._elapsed()}
                     self.history.append(row)
-                    if done < steps:
+                    if self.budget is not None:
+                        if not self._over_time_limit():
+                            self._maintain(done)
+                    elif done < steps:
                         self._maintain(done)
                     # A step boundary: everything below sees a state a checkpoint can restore.
                     self.step = done
@@ -776,10 +894,10 @@ class Fitter:
                     if self.on_frame is not None:
                         self._emit_frame(done)
                     every = self.config.output.checkpoint_every
-                    if every and done % every == 0 and done < steps:
+                    if every and done % every == 0 and not self._finished():
                         self.checkpoint()
                     bar.update(1)
-                    if done % 10 == 0 or done == steps:
+                    if done % 10 == 0 or self._finished():
                         bar.set_postfix(loss=f"{loss:.4g}", psnr=f"{psnr:.2f}", n=len(self.scene), refresh=False)
                     if self.callback is not None:
                         info = StepInfo(done, loss, psnr, len(self.scene), blur, row["seconds"], terms, self.scene)
@@ -805,6 +923,16 @@ class Fitter:
         if not completed:
             self.checkpoint()
         return completed
+
+    def _over_time_limit(self) -> bool:
+        """Whether a budget fit is past ``budget.max_seconds``; it then ends at this step boundary."""
+        limit = self.config.budget.max_seconds
+        if self.budget.finished or limit is None or self._elapsed() < limit:
+            return False
+        psnr, similarity = self.measure()
+        self.budget.record(psnr, similarity, self._elapsed())
+        self.budget.stop_for_time()
+        return True
 
     def _restore_boundary(self) -> None:
         """After an exception mid-step: back to the state at the last step boundary."""

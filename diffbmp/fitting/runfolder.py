@@ -33,7 +33,7 @@ LOG_COLUMNS = ("step", "loss", "psnr", "n", "blur", "seconds")
 class RunFolder:
     """Paths of a run's outputs inside ``root``."""
 
-    FILES = ("config.yaml", "checkpoint.pt", "final.png", "scene.npz", "fit.gif", "fit.mp4", "log.csv")
+    FILES = ("config.yaml", "checkpoint.pt", "final.png", "scene.npz", "fit.gif", "fit.mp4", "log.csv", "rounds.csv")
     FOLDERS = ("frames", "snapshots")
 
     def __init__(self, root: str | os.PathLike):
@@ -45,6 +45,7 @@ class RunFolder:
         self.gif = self.root / "fit.gif"
         self.mp4 = self.root / "fit.mp4"
         self.log = self.root / "log.csv"
+        self.rounds = self.root / "rounds.csv"  # a budget fit's rounds
         self.frames = self.root / "frames"
         self.snapshots = self.root / "snapshots"
 
