@@ -192,6 +192,10 @@ class BudgetConfig(_Section):
                              "so its end measures a settled painting)")
     growth: float = Field(3.0, gt=1, le=100, description="a round multiplies the count by at most this")
     margin: float = Field(0.1, ge=0, le=1, description="a round adds this share beyond the count predicted to reach the target")
+    densify: Literal["auto", "error", "split", "search"] = Field(
+        "auto", description="how a round adds primitives: error: where the error is, sized by the error blob; split: the "
+        "large primitives over the most error become two; search: each found by search against the residual "
+        f"(strategy search); auto: search while the predicted count is at most {SEARCH_UP_TO}, else error")
     restart: float = Field(0.5, gt=0, le=1, description="learning-rate factor at the start of each round after the first")
     trim: bool = Field(True, description="once the target is reached, remove the primitives that are not needed to keep it "
                        "(the least useful first), then polish")

@@ -16,10 +16,14 @@ from pathlib import Path
 
 from .._resources import doc_reference
 from ..errors import ConfigError
-from .arguments import positive_int
+from .arguments import positive_float, positive_int
 
 #: Endings of what ``-o`` can write, with their format.
 OUTPUT_FORMATS = {".psd": "psd", ".svg": "svg", ".png": "png", ".json": "json"}
+#: The budget options and their keys in the budget section.
+BUDGET_FLAGS = {"target_psnr": "psnr", "target_ssim": "ssim", "max_seconds": "max_seconds", "max_primitives": "max_primitives"}
+NO_BUDGET = ("--max-primitives limits a fit that chooses its own count: add --target-psnr, --target-ssim or "
+             "--max-seconds, or give the count with -n")
 #: Where a target (picture, video, frames) may come from besides a file.
 TARGET_PREFIXES = ("skimage:", "demo:")
 
@@ -29,6 +33,7 @@ def epilog() -> str:
 examples:
   diffbmp fit photo.jpg                               # the default recipe, on your picture
   diffbmp fit photo.jpg -n 500 --shapes brush_flat,brush_round -o painting.psd
+  diffbmp fit photo.jpg --target-psnr 30 -o painting.svg   # as many circles as 30 dB needs
   diffbmp fit default                                 # the astronaut in circles (no files needed)
   diffbmp fit brush_strokes --set target=photo.jpg --set n=3000
   diffbmp fit my_recipe.yaml --out runs/mine          # a config of your own (diffbmp config NAME > my_recipe.yaml)
@@ -59,6 +64,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shapes", metavar="A,B,...", help="primitives, comma-separated: circle, gaussian, brush_flat, "
                         "text:A, a PNG, a folder of PNGs ... (the key primitives)")
     parser.add_argument("--size", type=positive_int, metavar="PX", help="the longer side of the fitting canvas (the key size)")
+    budget = parser.add_argument_group("automatic budget", "ask for a quality instead of a count: primitives are "
+                                       "added in rounds until the painting reaches it (-n and --steps are then not used)")
+    budget.add_argument("--target-psnr", type=positive_float, metavar="DB", help="the PSNR to reach, e.g. 30 (the key budget.psnr)")
+    budget.add_argument("--target-ssim", type=positive_float, metavar="S", help="the SSIM to reach, e.g. 0.9 (budget.ssim)")
+    budget.add_argument("--max-seconds", type=positive_float, metavar="S", help="stop adding primitives after this long; "
+                        "alone, the best painting in that time (budget.max_seconds)")
+    budget.add_argument("--max-primitives", type=positive_int, metavar="N", help="never more primitives than this "
+                        "(budget.max_primitives)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set n=4096 --set optim.lr.means=0.003 (repeatable)")
     parser.add_argument("-o", "--output", metavar="FILE", help="also write the painting to FILE: .psd (one layer per "
@@ -103,6 +116,9 @@ def one_line_overrides(args: argparse.Namespace, target: str | None) -> list[str
     for key in ("n", "steps", "size"):
         if getattr(args, key) is not None:
             items.append(f"{key}={getattr(args, key)}")
+    for flag, key in BUDGET_FLAGS.items():
+        if getattr(args, flag) is not None:
+            items.append(f"budget.{key}={getattr(args, flag)}")
     return items
 
 
@@ -139,7 +155,8 @@ def resume_command(args: argparse.Namespace, folder: Path) -> str:
     """The command that continues this run."""
     parts = ["diffbmp", "fit"] + ([args.source] if args.source else [])
     for flag, value in (("-n", args.n), ("--steps", args.steps), ("--shapes", args.shapes), ("--size", args.size),
-                        ("-o", args.output)):
+                        ("--target-psnr", args.target_psnr), ("--target-ssim", args.target_ssim),
+                        ("--max-seconds", args.max_seconds), ("--max-primitives", args.max_primitives), ("-o", args.output)):
         if value is not None:
             parts += [flag, str(value)]
     for item in args.overrides:
@@ -157,6 +174,8 @@ def handle(args: argparse.Namespace) -> int:
     target = args.source if args.source is not None and is_target(args.source) else None
     config_source = DEFAULT if target is not None else args.source
     config = load_config(config_source, one_line_overrides(args, target) + list(args.overrides))
+    if args.max_primitives is not None and not config.budget.active:
+        raise ConfigError(NO_BUDGET)
     if args.print_config:
         sys.stdout.write(dump_config(config))
         return 0
@@ -178,7 +197,7 @@ def handle(args: argparse.Namespace) -> int:
         paths["output"] = export(result.scene, written[0], written[1])
     if not args.quiet:
         # An image fit's files, or a video fit's.
-        for name in ("output", "final", "scene", "gif", "mp4", "painted_mp4", "painted_gif", "scenes", "psd",
+        for name in ("output", "final", "scene", "rounds", "gif", "mp4", "painted_mp4", "painted_gif", "scenes", "psd",
                      "frames_csv", "plot", "log"):
             if name in paths:
                 print(f"  {name:11s} {paths[name]}", file=sys.stderr)

@@ -249,12 +249,19 @@ class BudgetPlan:
         last = grown[-1]
         quality = f"PSNR {last.psnr:.2f} dB" + (f", SSIM {last.ssim:.4f}" if last.ssim is not None else "")
         targets = self._targets()
-        if self.outcome == "reached":
+        if self.outcome == "reached" and self.reached(last.psnr, last.ssim):
             return f"reached {targets} with {last.n} primitives ({quality}) in {len(self.rounds)} rounds"
+        if self.outcome == "reached":  # the last polish lost a little of it
+            first = next(r for r in self.rounds if r.psnr is not None and self.reached(r.psnr, r.ssim))
+            return (f"reached {targets} with {first.n} primitives in round {self.rounds.index(first) + 1}; the final painting "
+                    f"({last.n} primitives after trimming and polishing) holds {quality}")
         best = max(grown, key=lambda r: r.psnr)
-        why = {"max_primitives": f"the limit of {self.budget.max_primitives} primitives (budget.max_primitives, --max-primitives)",
-               "max_seconds": f"the time limit of {self.budget.max_seconds:g} s (budget.max_seconds, --max-seconds)"}.get(
-                   self.outcome, "the end of the fit")
+        if self.outcome == "max_primitives":
+            why = f"the limit of {self.budget.max_primitives} primitives (budget.max_primitives, --max-primitives)"
+        elif self.outcome == "max_seconds":
+            why = f"the time limit of {self.budget.max_seconds:g} s (budget.max_seconds, --max-seconds)"
+        else:
+            why = "the end of the fit"
         if not targets:
             return f"{quality} with {last.n} primitives when it reached {why}"
         return (f"{targets} not reached: stopped at {why}; best {best.psnr:.2f} dB with {best.n} primitives "

@@ -459,6 +459,9 @@ def fit(
                                             ("max_primitives", max_primitives)) if value is not None}
     if budget:
         values["budget"] = {**dict(values.get("budget", {})), **budget}
+        if set(budget) == {"max_primitives"} and not build_config(config, **values).budget.active:
+            raise ConfigError("max_primitives limits a fit that chooses its own count: add target_psnr, target_ssim or "
+                              "max_seconds, or give the count with n")
     if steps is not None:
         values["steps"] = steps
     for key, spec in (("weight_map", weight_map), ("mask", mask)):

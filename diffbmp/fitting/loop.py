@@ -44,6 +44,7 @@ from .optim import RowAdam
 from .rounds import plan_rounds, relocation_steps, removal_harm, search_settings
 from .schedules import blur_at, lr_factor
 from .search import ShapeSearch
+from .densify import split_choice, split_geometry
 from .trim import estimated_removal_harm, largest_removal
 
 __all__ = ["Fitter", "StepInfo", "FitDivergedError", "CHECKPOINT_FORMAT", "Regulariser", "RegulariserInput"]
@@ -736,9 +737,7 @@ class Fitter:
         quality = f"PSNR {psnr:.2f} dB" + (f", SSIM {similarity:.4f}" if similarity is not None and self.config.budget.ssim else "")
         self.log(f"round {len(plan.rounds)} ({current.kind}): {current.n} primitives, {quality}")
         if action == "grow":
-            # The search pays for itself when the whole painting stays small.
-            search = plan.predicted_count() <= SEARCH_UP_TO
-            self.add_stage(total - len(self.scene), self._current_max_size(), search=search)
+            self._densify(total - len(self.scene), plan.predicted_count())
             plan.begin("grow", done, len(self.scene))
         elif action == "trim":
             removed = self.trim() if self.config.budget.trim else 0
@@ -748,6 +747,48 @@ class Fitter:
                 plan.begin("polish", done, len(self.scene))
             else:
                 plan.finished = True
+
+    def _densify(self, count: int, predicted: float) -> None:
+        """Add ``count`` primitives the way ``budget.densify`` says."""
+        how = self.config.budget.densify
+        if how == "split":
+            self.split(count)
+            return
+        # The search pays for itself when the whole painting stays small.
+        search = how == "search" or (how == "auto" and predicted <= SEARCH_UP_TO)
+        if how == "search" and self.strategy != "search":
+            raise ConfigError("budget.densify: search paints tinted shapes, but init.beta is above 0 or strategy is plain; "
+                              "choose budget.densify: error or split")
+        self.add_stage(count, self._current_max_size(), search=search)
+
+    @torch.no_grad()
+    def split(self, count: int) -> int:
+        """Split the (up to) ``count`` large primitives over the most error in two (:mod:`.densify`);
+        each second child is drawn just above its sibling. Returns how many were split."""
+        colour, alpha, _ = self._render_for_maintenance(want_visibility=False)
+        params = self._params().map(lambda t: t.detach())
+        chosen = split_choice(params, self._seeding_error(colour, alpha), count)
+        if len(chosen) == 0:
+            return 0
+        total = len(self.scene)
+        sources = torch.cat([torch.arange(total, device=self.device), chosen])
+        # A stable sort keeps each parent just before its copy.
+        placed = torch.sort(sources, stable=True).indices
+        order = sources[placed]
+        copies = torch.nonzero(placed >= total).flatten()
+        parents = copies - 1
+        background_logits = self.scene.background_logits.detach()
+        scene = self.scene.select(order).detached()
+        first, second, scales = split_geometry(scene.means[parents], scene.log_scales[parents].exp(), scene.rotations[parents])
+        scene.means[parents], scene.means[copies] = first, second
+        scene.log_scales[parents] = scene.log_scales[copies] = scales.log()
+        scene.background_logits = background_logits
+        self.scene = scene
+        self.optimizer.select(order)
+        self.optimizer.reset(torch.cat([parents, copies]))
+        self._edit_row_state(order)
+        self._prepare_tensors()
+        return len(chosen)
 
     def trim(self) -> int:
         """Remove the least useful primitives, as many as keep the budget's targets. Returns how many."""

@@ -6,6 +6,8 @@ every pixel), so removing it changes the render by exactly ``dC = -o dC/do``, an
 error grows by ``-o dL/do`` (one backward pass for all primitives) plus ``sum ||dC||^2``,
 which random probes estimate without bias: for ``v`` of independent unit normals per pixel
 and channel, ``E[(v . dC)^2] = sum ||dC||^2`` (Hutchinson), one backward pass per probe.
+The compositor caps a pixel's alpha at ``ALPHA_MAX``, where the layer stops being affine, so
+opacities above it are measured at ``ALPHA_MAX`` (the render differs only at the antialiased rim).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from ..constants import ALPHA_MAX
 from ..params import PrimitiveParams
 from ..primitives.pyramid import PreparedBank
 from ..render import composite
@@ -49,7 +52,8 @@ def estimated_removal_harm(params: PrimitiveParams, prepared: PreparedBank, back
     """
     height, width = wanted.shape[:2]
     params = params.map(lambda t: t.detach())
-    opacity = params.opacities.detach().double()
+    params = replace(params, opacities=params.opacities.clamp(max=ALPHA_MAX))
+    opacity = params.opacities.double()
     root = None if weight is None else weight.sqrt().unsqueeze(-1)
 
     def squared_error(image: torch.Tensor) -> torch.Tensor:

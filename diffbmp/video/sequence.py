@@ -446,6 +446,10 @@ def _run_video(config: FitConfig, folder: "VideoFolder | None", *, target: Any, 
     """:func:`run_video` in a run folder this process holds (or none)."""
     from ..fitting.image import _device_and_backend, _messages, build_bank, check_shape_weights
 
+    if config.budget.active:
+        raise ConfigError("a budget (budget.psnr, budget.ssim, budget.max_seconds; --target-psnr, --target-ssim, "
+                          "--max-seconds) chooses the count of a still image's painting; a video fit paints every frame "
+                          "with n primitives: remove the budget and set n")
     say = _messages(quiet)
     spec = config.target if target is None else target
     selection = FrameSelection.from_config(config.video)
