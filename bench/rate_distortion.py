@@ -131,6 +131,7 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
 
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -145,7 +146,11 @@ def plot(rows: list[dict], path: Path) -> None:
                 axis.plot(*zip(*fixed), "-o", color=style, markersize=3, label=f"{kind}, fixed count")
             if budget:
                 axis.plot(*zip(*budget), "*", color=style, markersize=10, markeredgecolor="black", label=f"{kind}, target_psnr")
+        for target in sorted({r["target"] for r in rows if r["mode"] == "budget"}):
+            axis.axhline(target, linestyle=":", color="gray", linewidth=0.8)
         axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_title(picture)
         axis.set_xlabel("primitives")
         axis.grid(True, which="both", alpha=0.3)

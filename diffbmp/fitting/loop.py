@@ -735,18 +735,25 @@ class Fitter:
         action, total = plan.decide(psnr, similarity, self._elapsed())
         current = plan.current
         quality = f"PSNR {psnr:.2f} dB" + (f", SSIM {similarity:.4f}" if similarity is not None and self.config.budget.ssim else "")
-        self.log(f"round {len(plan.rounds)} ({current.kind}): {current.n} primitives, {quality}")
+        self._say(f"round {len(plan.rounds)} ({current.kind}): {current.n} primitives, {quality}")
         if action == "grow":
             self._densify(total - len(self.scene), plan.predicted_count())
             plan.begin("grow", done, len(self.scene))
         elif action == "trim":
             removed = self.trim() if self.config.budget.trim else 0
             if removed:
-                self.log(f"removed {removed} primitives the painting does not need to keep the target")
+                self._say(f"removed {removed} primitives the painting does not need to keep the target")
             if self.config.budget.polish_steps and (removed or current.kind == "grow"):
                 plan.begin("polish", done, len(self.scene))
             else:
                 plan.finished = True
+
+    def _say(self, message: str) -> None:
+        """A message while the progress bar runs (printed above it, not into it)."""
+        from tqdm.auto import tqdm
+
+        with tqdm.external_write_mode(file=sys.stderr):
+            self.log(message)
 
     def _densify(self, count: int, predicted: float) -> None:
         """Add ``count`` primitives the way ``budget.densify`` says."""
