@@ -5,15 +5,28 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from diffbmp import PrimitiveParams, TextureBank
+from diffbmp import PrimitiveParams, TextureBank, fit
 from diffbmp.scene import Scene
 
 BACKGROUND = (0.2, 0.5, 0.8)
 #: A scene's raw tensors (what a fit optimises and a checkpoint saves).
 RAW = ("means", "log_scales", "rotations", "color_logits", "opacity_logits", "beta_logits", "background_logits")
+
+
+def resumed_after_interrupt(folder, stop: int, *args, **options):
+    """The result of a fit (``diffbmp.fit(*args, out=folder, **options)``) interrupted by Ctrl-C
+    after step ``stop`` and resumed from its checkpoint."""
+    def interrupt(info):
+        if info.step == stop:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(*args, out=folder, callback=interrupt, **options)
+    return fit(*args, out=folder, resume=True, **options)
 
 
 def assert_same_scene(a: Scene, b: Scene) -> None:

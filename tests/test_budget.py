@@ -16,9 +16,8 @@ from diffbmp.fitting.budget import BudgetPlan, quality_db
 from diffbmp.fitting.densify import split_choice, split_geometry
 from diffbmp.fitting.rounds import removal_harm
 from diffbmp.fitting.trim import estimated_removal_harm, largest_removal
-from diffbmp.render import composite
 
-from scenes import assert_same_scene
+from scenes import assert_same_scene, resumed_after_interrupt
 
 #: A small, quick budget fit: 48 px, rounds of 30 steps, polish of 20.
 SMALL = dict(size=48, quiet=True, output={"progress": False}, budget={"start": 10, "round_steps": 30, "polish_steps": 20})
@@ -236,15 +235,7 @@ def test_a_budget_fit_resumes_exactly_mid_round_and_at_a_round_boundary(tmp_path
     straight = fit("skimage:chelsea", ["circle", "square"], out=tmp_path / "straight", **options)
     assert len(straight.rounds) >= 3 and (tmp_path / "straight" / "rounds.csv").exists()
     for stop in (45, 60):  # inside the second round; where the second ends and the third begins
-
-        def interrupt(info, stop=stop):
-            if info.step == stop:
-                raise KeyboardInterrupt
-
-        folder = tmp_path / f"resumed{stop}"
-        with pytest.raises(KeyboardInterrupt):
-            fit("skimage:chelsea", ["circle", "square"], out=folder, callback=interrupt, **options)
-        resumed = fit("skimage:chelsea", ["circle", "square"], out=folder, resume=True, **options)
+        resumed = resumed_after_interrupt(tmp_path / f"resumed{stop}", stop, "skimage:chelsea", ["circle", "square"], **options)
         assert_same_scene(straight.scene, resumed.scene)
         assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
         assert [r["n"] for r in resumed.rounds] == [r["n"] for r in straight.rounds]

@@ -16,7 +16,7 @@ from diffbmp.params import PrimitiveParams
 from diffbmp.primitives import TextureBank
 from diffbmp.render import composite
 from diffbmp.video.sequence import first_frame_config, later_frame_config
-from scenes import assert_same_scene
+from scenes import assert_same_scene, resumed_after_interrupt
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -184,15 +184,7 @@ def test_a_search_fit_resumes_exactly_across_rounds_and_relocations(tmp_path):
                    output={"frames": 4, "checkpoint_every": 20, "mp4": False, "progress": False})
     straight = fit("skimage:chelsea", ["circle", "square"], out=tmp_path / "straight", **options)
     for stop in (19, 41):  # after the second round; after two relocations (steps 24 and 33)
-
-        def interrupt(info, stop=stop):
-            if info.step == stop:
-                raise KeyboardInterrupt
-
-        folder = tmp_path / f"resumed{stop}"
-        with pytest.raises(KeyboardInterrupt):
-            fit("skimage:chelsea", ["circle", "square"], out=folder, callback=interrupt, **options)
-        resumed = fit("skimage:chelsea", ["circle", "square"], out=folder, resume=True, **options)
+        resumed = resumed_after_interrupt(tmp_path / f"resumed{stop}", stop, "skimage:chelsea", ["circle", "square"], **options)
         assert_same_scene(straight.scene, resumed.scene)
         assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
 
