@@ -459,9 +459,6 @@ def fit(
                                             ("max_primitives", max_primitives)) if value is not None}
     if budget:
         values["budget"] = {**dict(values.get("budget", {})), **budget}
-        if set(budget) == {"max_primitives"} and not build_config(config, **values).budget.active:
-            raise ConfigError("max_primitives limits a fit that chooses its own count: add target_psnr, target_ssim or "
-                              "max_seconds, or give the count with n")
     if steps is not None:
         values["steps"] = steps
     for key, spec in (("weight_map", weight_map), ("mask", mask)):
@@ -470,4 +467,7 @@ def fit(
             values["loss"] = {**dict(values["loss"]), key: os.fspath(spec)}
     arrays = {key: spec for key, spec in (("weight_map", weight_map), ("mask", mask)) if spec is not None and not isinstance(spec, (str, os.PathLike))}
     resolved = build_config(config, **values)
+    if max_primitives is not None and not resolved.budget.active:
+        raise ConfigError("max_primitives limits a fit that chooses its own count: add target_psnr, target_ssim or "
+                          "max_seconds, or give the count with n")
     return run(resolved, target=image, bank=bank, out=out, resume=resume, force=force, quiet=quiet, callback=callback, **arrays)
