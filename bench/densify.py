@@ -21,6 +21,7 @@ import argparse
 import time
 
 import diffbmp
+from diffbmp.config import SEARCH_UP_TO
 
 VARIANTS = {
     "fixed": {"strategy": "plain"},
@@ -30,9 +31,6 @@ VARIANTS = {
     "rounds:search": {"budget": {"densify": "search"}},
     "rounds:error, no re-seeding": {"budget": {"densify": "error"}, "prune": {"reseed": False}},
 }
-#: Counts above this are not searched (the search strategy's range).
-SEARCH_UP_TO = 500
-
 
 def options_for(variant: str, count: int) -> dict:
     options = {key: dict(value) if isinstance(value, dict) else value for key, value in VARIANTS[variant].items()}

@@ -33,6 +33,7 @@ from ..errors import ConfigError, DiffBMPError, OutputError
 from ..init import analyse_target, error_init, initialise, sample_shape_ids
 from ..interrupts import Interrupted, handling
 from ..losses import LossWeights, mse, ssim_loss, total_loss
+from ..losses import psnr as psnr_of
 from ..params import PrimitiveParams
 from ..primitives import TextureBank
 from ..render import composite, composite_premultiplied
@@ -241,6 +242,9 @@ class Fitter:
         self.budget = BudgetPlan(config.budget, config.blur, config.optim) if config.budget.active else None
         if self.budget is not None:
             self.strategy = "plain" if config.strategy == "plain" or config.init.beta > 0 else "search"
+            if config.budget.densify == "search" and self.strategy != "search":
+                raise ConfigError("budget.densify: search paints tinted shapes, but init.beta is above 0 or strategy is "
+                                  "plain; choose budget.densify: error or split")
         self._search: ShapeSearch | None = None
         self.stage_plan = self._plan_stages()
         self.relocations = (relocation_steps(config.steps, config.search)
@@ -640,7 +644,6 @@ class Fitter:
         Returns the number of primitives pruned.
         """
         rules = self.config.prune
-        scene = self.scene
         colour, alpha, visible = self._render_for_maintenance(want_visibility=True)
         params = self._params().map(lambda t: t.detach())
         dead = (params.opacities < rules.min_opacity) | (params.scales.max(dim=1).values < rules.min_size) | (visible < rules.min_visible)
@@ -649,10 +652,7 @@ class Fitter:
             return 0
         alive = torch.nonzero(~dead).flatten()
         if not rules.reseed:
-            self.scene = scene.select(alive)
-            self.optimizer.select(alive)
-            self._edit_row_state(alive)
-            self._prepare_tensors()
+            self._select_rows(alive)
             return count
         error = self._seeding_error(colour, alpha)
         fresh = error_init(self.analysis, self.bank, count, error, generator=self.generator,
@@ -660,6 +660,14 @@ class Fitter:
         # The re-seeded primitives go on top, where nothing hides them.
         self._replace_rows(alive, torch.nonzero(dead).flatten(), self._on_device(fresh))
         return count
+
+    def _select_rows(self, order: torch.Tensor) -> None:
+        """Keep the primitives at ``order`` (indices, in that order; an index may repeat), with
+        their optimiser and row state."""
+        self.scene = self.scene.select(order).detached()
+        self.optimizer.select(order)
+        self._edit_row_state(order)
+        self._prepare_tensors()
 
     def _replace_rows(self, alive: torch.Tensor, replaced: torch.Tensor, fresh: Scene) -> None:
         """Keep the primitives ``alive`` (in order) and paint ``fresh`` over them in place of
@@ -718,9 +726,8 @@ class Fitter:
                              validate=False)
         wanted = self.target.over(background)
         weight = self._pixel_weight()
-        psnr = 10.0 * math.log10(1.0 / max(float(mse(image, wanted, weight)), 1e-12))
         similarity = 1.0 - float(ssim_loss(image, wanted, weight)) if min(self.height, self.width) >= 3 else None
-        return psnr, similarity
+        return psnr_of(image, wanted, weight), similarity
 
     def _maintain_budget(self, done: int) -> None:
         """A budget fit's pruning, and at a round's end its measurement and the next round."""
@@ -763,9 +770,6 @@ class Fitter:
             return
         # The search pays for itself when the whole painting stays small.
         search = how == "search" or (how == "auto" and predicted <= SEARCH_UP_TO)
-        if how == "search" and self.strategy != "search":
-            raise ConfigError("budget.densify: search paints tinted shapes, but init.beta is above 0 or strategy is plain; "
-                              "choose budget.densify: error or split")
         self.add_stage(count, self._current_max_size(), search=search)
 
     @torch.no_grad()
@@ -784,17 +788,12 @@ class Fitter:
         order = sources[placed]
         copies = torch.nonzero(placed >= total).flatten()
         parents = copies - 1
-        background_logits = self.scene.background_logits.detach()
-        scene = self.scene.select(order).detached()
+        self._select_rows(order)
+        scene = self.scene
         first, second, scales = split_geometry(scene.means[parents], scene.log_scales[parents].exp(), scene.rotations[parents])
         scene.means[parents], scene.means[copies] = first, second
         scene.log_scales[parents] = scene.log_scales[copies] = scales.log()
-        scene.background_logits = background_logits
-        self.scene = scene
-        self.optimizer.select(order)
         self.optimizer.reset(torch.cat([parents, copies]))
-        self._edit_row_state(order)
-        self._prepare_tensors()
         return len(chosen)
 
     def trim(self) -> int:
@@ -815,13 +814,7 @@ class Fitter:
 
         removed = largest_removal(count, lambda m: self.budget.reached(*self.measure(params.select(kept(m)))))
         if removed:
-            alive = torch.nonzero(kept(removed)).flatten()
-            background_logits = self.scene.background_logits.detach()
-            self.scene = self.scene.select(alive).detached()
-            self.scene.background_logits = background_logits
-            self.optimizer.select(alive)
-            self._edit_row_state(alive)
-            self._prepare_tensors()
+            self._select_rows(torch.nonzero(kept(removed)).flatten())
         return removed
 
     def _finished(self) -> bool:
