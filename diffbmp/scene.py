@@ -12,7 +12,18 @@ Raw parameters and activations:
 | ``opacity_logits`` | [N] | sigmoid | opacity in [0, 1] |
 | ``beta_logits`` | [N] | sigmoid | colour blend in [0, 1] (-inf gives exactly 0) |
 | ``shape_ids`` | [N] | - | bank index (int64) |
+| ``stages`` | [N] | - | the fit's stage that added the primitive (int64, see below) |
 | ``background_logits`` | [3] | sigmoid | background colour |
+
+``stages`` records where each primitive came from in a fit: 0 for the primitives of the
+initialisation, ``k`` for those added by the ``k``-th later stage of the coarse-to-fine
+schedule (``stages:``, or a round of the search strategy), and in a budget fit the index of
+the round (0 the first) whose primitives they are. A primitive that is pruned and re-seeded,
+or relocated by the search strategy, takes the stage in which it was re-seeded (it is a new
+primitive, painted on top); of a split primitive's two children, the first keeps the
+parent's stage and the second takes the round's. Scenes made otherwise (``from_params``,
+scene files written before the array existed) have stage 0 everywhere. Stages never affect
+rendering.
 """
 
 from __future__ import annotations
@@ -76,6 +87,12 @@ class Scene:
     shape_ids: torch.Tensor
     background_logits: torch.Tensor = field(default_factory=lambda: logit(torch.ones(3)))
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: [N] int64: the fit's stage that added each primitive (None: stage 0 for all).
+    stages: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.stages is None:
+            self.stages = torch.zeros(self.means.shape[0], dtype=torch.long, device=self.means.device)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -86,14 +103,26 @@ class Scene:
         height: int,
         width: int,
         background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
+        *,
+        stages: torch.Tensor | None = None,
     ) -> "Scene":
-        """A scene whose activated parameters are ``params`` (up to the logit clamp)."""
+        """A scene whose activated parameters are ``params`` (up to the logit clamp).
+
+        ``stages`` ([N] whole numbers >= 0) gives each primitive's stage (default: all 0).
+        """
         params.validate(len(bank))
         detach = lambda t: t.detach().clone()  # noqa: E731
         beta = params.beta_or_zeros().detach()
         # Exactly 0 and 1 are kept exact: sigmoid(-inf) = 0, sigmoid(inf) = 1.
         beta_logits = torch.where(beta <= 0, -math.inf, torch.where(beta >= 1, math.inf, logit(beta)))
         background = torch.as_tensor(background, dtype=params.dtype, device=params.device)
+        if stages is not None:
+            stages = torch.as_tensor(stages)
+            if tuple(stages.shape) != (len(params),) or stages.is_floating_point() or stages.dtype == torch.bool \
+                    or (len(params) and int(stages.min()) < 0):
+                raise InputError(f"stages must be {len(params)} whole numbers >= 0 (one per primitive), got "
+                                 f"{stages.dtype} of shape {list(stages.shape)}")
+            stages = stages.detach().clone().long().to(params.device)
         return cls(
             height=int(height),
             width=int(width),
@@ -106,6 +135,7 @@ class Scene:
             beta_logits=beta_logits.to(params.dtype),
             shape_ids=detach(params.shape_ids).long(),
             background_logits=logit(background.detach().clone()),
+            stages=stages,
         )
 
     @classmethod
@@ -149,22 +179,26 @@ class Scene:
         def move(t: torch.Tensor) -> torch.Tensor:
             return t.to(device=device, dtype=dtype if t.is_floating_point() and dtype is not None else t.dtype)
 
-        return self._replace(**{name: move(t) for name, t in self.raw_tensors().items()}, shape_ids=self.shape_ids.to(device))
+        return self._replace(**{name: move(t) for name, t in self.raw_tensors().items()}, shape_ids=self.shape_ids.to(device),
+                             stages=self.stages.to(device))
 
     def detached(self) -> "Scene":
         """A copy whose tensors are detached clones (a snapshot of a fit in progress)."""
-        return self._replace(**{n: t.detach().clone() for n, t in self.raw_tensors().items()}, shape_ids=self.shape_ids.clone())
+        return self._replace(**{n: t.detach().clone() for n, t in self.raw_tensors().items()}, shape_ids=self.shape_ids.clone(),
+                             stages=self.stages.clone())
 
     def select(self, index: torch.Tensor) -> "Scene":
         """The primitives at ``index`` (mask or indices), keeping painting order."""
-        return self._replace(**{n: getattr(self, n)[index] for n in _RAW_NAMES}, shape_ids=self.shape_ids[index])
+        return self._replace(**{n: getattr(self, n)[index] for n in _RAW_NAMES}, shape_ids=self.shape_ids[index],
+                             stages=self.stages[index])
 
     def concat(self, other: "Scene") -> "Scene":
         """This scene's primitives followed (painted on top) by ``other``'s."""
         if other.bank is not self.bank and other.bank.names != self.bank.names:
             raise InputError("scenes can only be joined when they share a texture bank")
         joined = {n: torch.cat([getattr(self, n), getattr(other, n).to(getattr(self, n))]) for n in _RAW_NAMES}
-        return self._replace(**joined, shape_ids=torch.cat([self.shape_ids, other.shape_ids.to(self.shape_ids.device)]))
+        return self._replace(**joined, shape_ids=torch.cat([self.shape_ids, other.shape_ids.to(self.shape_ids.device)]),
+                             stages=torch.cat([self.stages, other.stages.to(self.stages.device)]))
 
     def _replace(self, **changes) -> "Scene":
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -252,6 +286,7 @@ class Scene:
         for name, tensor in self.raw_tensors().items():
             arrays[name] = tensor.detach().cpu().numpy()
         arrays["shape_ids"] = self.shape_ids.detach().cpu().long().numpy()
+        arrays["stages"] = self.stages.detach().cpu().long().numpy()
         bank_index = []
         for i, entry in enumerate(self.bank):
             bank_index.append({"name": entry.name, "kind": entry.kind, "source": entry.source})
@@ -327,6 +362,8 @@ class Scene:
             **{name: tensor(name) for name in (*_RAW_NAMES, "background_logits")},
             shape_ids=torch.from_numpy(arrays["shape_ids"].copy()).long().to(device),
             metadata=header.get("metadata", {}),
+            # Files written before stages were recorded have none: stage 0 everywhere.
+            stages=torch.from_numpy(arrays["stages"].astype(np.int64)).to(device) if "stages" in arrays else None,
         )
 
 
@@ -362,6 +399,9 @@ def _scene_file_problem(header: dict, arrays: dict[str, np.ndarray]) -> str | No
     n = ids.shape[0]
     if n and (int(ids.min()) < 0 or int(ids.max()) >= len(bank)):
         return f"its shape ids reach outside the {len(bank)} primitives of its bank"
+    stages = arrays.get("stages")  # absent in files written before stages were recorded
+    if stages is not None and (stages.shape != (n,) or stages.dtype.kind not in "iu" or (n and int(stages.min()) < 0)):
+        return f"its 'stages' array is {stages.dtype} of shape {list(stages.shape)}, expected {n} whole numbers >= 0"
     for name, width in {**_FILE_ARRAYS, "background_logits": "background"}.items():
         array = arrays.get(name)
         expected = (3,) if width == "background" else (n,) if width is None else (n, width)

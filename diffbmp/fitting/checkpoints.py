@@ -77,6 +77,11 @@ def check_fitter_state(state: Any, *, fmt: str, version: int) -> None:
         if list(tensor.shape) != expected or not tensor.is_floating_point():
             raise damaged(f"scene tensor {name!r} has shape {list(tensor.shape)} and type {tensor.dtype}, "
                           f"expected {expected} floats")
+    stages = state.get("stages")  # absent in checkpoints written before stages were recorded
+    if stages is not None and (not isinstance(stages, torch.Tensor) or list(stages.shape) != [n]
+                               or stages.is_floating_point() or (n and int(stages.min()) < 0)):
+        raise damaged(f"its stages are {type(stages).__name__ if not isinstance(stages, torch.Tensor) else f'{stages.dtype} of shape {list(stages.shape)}'}, "
+                      f"expected {n} whole numbers >= 0")
     optimizer = _need(state, "optimizer", dict, "it")
     if not all(isinstance(v, torch.Tensor) for v in optimizer.values()):
         raise damaged("its optimizer state holds something other than tensors")

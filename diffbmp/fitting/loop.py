@@ -391,6 +391,7 @@ class Fitter:
             "bank": list(self.bank.names),
             "scene": {name: tensor.detach().cpu().clone() for name, tensor in scene.raw_tensors().items()},
             "shape_ids": scene.shape_ids.detach().cpu().clone(),
+            "stages": scene.stages.detach().cpu().clone(),
             "optimizer": {k: v.cpu() for k, v in self.optimizer.state_dict().items()},
             "generator": self._boundary_generator.clone(),
             "history": [dict(row) for row in self.history],
@@ -433,9 +434,12 @@ class Fitter:
             raise ConfigError("the target image differs from the one this run was started with; "
                                "resume with the same image, or start a new run with --force")
         raw = state["scene"]
+        # Checkpoints written before stages were recorded have none: stage 0 everywhere.
+        stages = state.get("stages")
         self.scene = Scene(
             height=self.height, width=self.width, bank=self.bank, shape_ids=state["shape_ids"].to(self.device),
             **{name: tensor.to(self.device) for name, tensor in raw.items()},
+            stages=None if stages is None else stages.long().to(self.device),
         )
         self.optimizer.load_state_dict({k: v.to(self.device) for k, v in state["optimizer"].items()})
         self.generator.set_state(state["generator"])
@@ -630,6 +634,13 @@ class Fitter:
         weight = self._pixel_weight()
         return error if weight is None else error * weight
 
+    def current_stage(self) -> int:
+        """The stage the fit is in (see :class:`~diffbmp.scene.Scene`'s ``stages``): the number
+        of later stages added so far, or in a budget fit the index of the current round."""
+        if self.budget is not None:
+            return max(len(self.budget.rounds) - 1, 0)
+        return sum(1 for start, _, _ in self.stage_plan[1:] if start <= self.step)
+
     def _current_max_size(self) -> float:
         largest = self.stage_plan[0][2]
         for start, _, size in self.stage_plan:
@@ -658,7 +669,7 @@ class Fitter:
         fresh = error_init(self.analysis, self.bank, count, error, generator=self.generator,
                            **self._init_options(self._current_max_size()))
         # The re-seeded primitives go on top, where nothing hides them.
-        self._replace_rows(alive, torch.nonzero(dead).flatten(), self._on_device(fresh))
+        self._replace_rows(alive, torch.nonzero(dead).flatten(), self._on_device(fresh), self.current_stage())
         return count
 
     def _select_rows(self, order: torch.Tensor) -> None:
@@ -669,11 +680,12 @@ class Fitter:
         self._edit_row_state(order)
         self._prepare_tensors()
 
-    def _replace_rows(self, alive: torch.Tensor, replaced: torch.Tensor, fresh: Scene) -> None:
+    def _replace_rows(self, alive: torch.Tensor, replaced: torch.Tensor, fresh: Scene, stage: int) -> None:
         """Keep the primitives ``alive`` (in order) and paint ``fresh`` over them in place of
-        the rows ``replaced``, whose optimiser and row state start anew."""
+        the rows ``replaced``, whose optimiser and row state start anew (at stage ``stage``)."""
         scene = self.scene
         order = torch.cat([alive, replaced])
+        fresh.stages = torch.full_like(fresh.stages, stage)
         self.optimizer.select(order)
         joined = scene.select(alive).detached().concat(fresh)
         joined.background_logits = scene.background_logits.detach()
@@ -683,9 +695,11 @@ class Fitter:
         self._prepare_tensors()
 
     @torch.no_grad()
-    def add_stage(self, count: int, max_size_px: float, search: bool = True) -> None:
+    def add_stage(self, count: int, max_size_px: float, search: bool = True, stage: int | None = None) -> None:
         """Add ``count`` primitives on top, where the current render is most wrong (found by
-        search when the strategy searches, unless ``search`` is False)."""
+        search when the strategy searches, unless ``search`` is False); their ``stages`` entry
+        is ``stage`` (default: the stage after the current one)."""
+        stage = self.current_stage() + 1 if stage is None else stage
         colour, alpha, _ = self._render_for_maintenance(want_visibility=False)
         if search and self._searches(len(self.scene) + count):
             fresh = self._search_primitives(count, colour + self.current_background() * (1 - alpha).unsqueeze(-1))
@@ -694,6 +708,7 @@ class Fitter:
             fresh = self._on_device(error_init(self.analysis, self.bank, count, error, generator=self.generator,
                                                **self._init_options(max_size_px)))
         background = self.scene.background_logits.detach()
+        fresh.stages = torch.full_like(fresh.stages, stage)
         self.scene = self.scene.detached().concat(fresh)
         self.scene.background_logits = background
         self.optimizer.append(count)
@@ -709,9 +724,9 @@ class Fitter:
         rules = self.config.prune
         if rules.every and done % rules.every == 0 and done < rules.until * steps and done < steps:
             self.prune()
-        for start, count, size in self.stage_plan[1:]:
+        for stage, (start, count, size) in enumerate(self.stage_plan[1:], start=1):
             if start == done:
-                self.add_stage(count, size)
+                self.add_stage(count, size, stage=stage)
         if done in self.relocations:
             self.relocate()
 
@@ -744,7 +759,8 @@ class Fitter:
         quality = f"PSNR {psnr:.2f} dB" + (f", SSIM {similarity:.4f}" if similarity is not None and self.config.budget.ssim else "")
         self._say(f"round {len(plan.rounds)} ({current.kind}): {current.n} primitives, {quality}")
         if action == "grow":
-            self._densify(total - len(self.scene), plan.predicted_count())
+            # The primitives added now are those of the next round.
+            self._densify(total - len(self.scene), plan.predicted_count(), stage=len(plan.rounds))
             plan.begin("grow", done, len(self.scene))
         elif action == "trim":
             removed = self.trim() if self.config.budget.trim else 0
@@ -762,20 +778,22 @@ class Fitter:
         with tqdm.external_write_mode(file=sys.stderr):
             self.log(message)
 
-    def _densify(self, count: int, predicted: float) -> None:
-        """Add ``count`` primitives the way ``budget.densify`` says."""
+    def _densify(self, count: int, predicted: float, stage: int) -> None:
+        """Add ``count`` primitives (of stage ``stage``) the way ``budget.densify`` says."""
         how = self.config.budget.densify
         if how == "split":
-            self.split(count)
+            self.split(count, stage=stage)
             return
         # The search pays for itself when the whole painting stays small.
         search = how == "search" or (how == "auto" and predicted <= SEARCH_UP_TO)
-        self.add_stage(count, self._current_max_size(), search=search)
+        self.add_stage(count, self._current_max_size(), search=search, stage=stage)
 
     @torch.no_grad()
-    def split(self, count: int) -> int:
+    def split(self, count: int, stage: int | None = None) -> int:
         """Split the (up to) ``count`` large primitives over the most error in two (:mod:`.densify`);
-        each second child is drawn just above its sibling. Returns how many were split."""
+        each second child is drawn just above its sibling and has stage ``stage`` (default: the
+        stage after the current one; the first child keeps the parent's). Returns how many were split."""
+        stage = self.current_stage() + 1 if stage is None else stage
         colour, alpha, _ = self._render_for_maintenance(want_visibility=False)
         params = self._params().map(lambda t: t.detach())
         chosen = split_choice(params, self._seeding_error(colour, alpha), count)
@@ -793,6 +811,7 @@ class Fitter:
         first, second, scales = split_geometry(scene.means[parents], scene.log_scales[parents].exp(), scene.rotations[parents])
         scene.means[parents], scene.means[copies] = first, second
         scene.log_scales[parents] = scene.log_scales[copies] = scales.log()
+        scene.stages[copies] = stage
         self.optimizer.reset(torch.cat([parents, copies]))
         return len(chosen)
 
@@ -871,7 +890,7 @@ class Fitter:
         alive = torch.nonzero(keep).flatten()
         image, _ = composite(scene.select(alive).params(), self.prepared, background, self.height, self.width, blur=0.0,
                              backend=self.backend, validate=False)
-        self._replace_rows(alive, moved, self._search_primitives(count, image))
+        self._replace_rows(alive, moved, self._search_primitives(count, image), self.current_stage())
         return count
 
     # ------------------------------------------------------------------ the loop
