@@ -10,6 +10,9 @@ everywhere:
 - colour images deeper than 8 bits (16-bit RGB PNG and TIFF, float RGB TIFF), which Pillow
   would cut to 8 bits or cannot open, are read with OpenCV;
 - the EXIF orientation is applied;
+- an embedded ICC profile is applied: the pixels are converted to sRGB, the space diffbmp
+  paints in (``diffbmp.colour``), and a :class:`~diffbmp.colour.ColourNote` names the file
+  and the profile;
 - a file claiming more pixels than ``max_image_pixels()`` is refused before it is decoded
   (decompression bombs), with the setting that raises the limit.
 """
@@ -17,10 +20,12 @@ everywhere:
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .colour import ColourNote, cmyk_to_srgb, to_srgb
 from .errors import InputError
 
 __all__ = ["read_image", "image_size", "max_image_pixels", "pillow_pixels", "pixels_to_float"]
@@ -109,6 +114,18 @@ def _read_with_opencv(path: Path, what: str) -> np.ndarray:
     return array
 
 
+def _tiff_icc_profile(path: Path) -> bytes | None:
+    """The ICC profile (tag 34675) of a TIFF that Pillow cannot open (float RGB)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tiff:
+            tag = tiff.pages[0].tags.get(34675)
+            return bytes(tag.value) if tag is not None else None
+    except Exception:  # no tifffile, or a TIFF it cannot parse: read the pixels as they are
+        return None
+
+
 def pillow_pixels(img, what: str) -> np.ndarray:
     """The pixels of a Pillow image in their own type (uint8, uint16 or float32): [H, W] or
     [H, W, 3 or 4]."""
@@ -163,10 +180,12 @@ def read_image(path: str | os.PathLike, what: str = "image") -> tuple[np.ndarray
 
     path = Path(path)
     what = f"{what} {str(path)!r}"
+    applied = None  # the description of the ICC profile converted from, if any
     pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the limit below is the one that holds
     try:
         with Image.open(path) as img:
             _refuse_if_too_large(img.width, img.height, what)
+            icc = img.info.get("icc_profile")
             if _deeper_than_pillow(img):
                 orientation = img.getexif().get(0x0112, 1)
                 array = _orient(_read_with_opencv(path, what), orientation)
@@ -176,7 +195,11 @@ def read_image(path: str | os.PathLike, what: str = "image") -> tuple[np.ndarray
                     img = ImageOps.exif_transpose(img)
                 except Exception:  # a damaged EXIF block must not stop an otherwise good image
                     pass
-                array = pillow_pixels(img, what)
+                if img.mode == "CMYK" and icc:
+                    img, applied = cmyk_to_srgb(img, icc, what)
+                    icc = None
+                # A grey image keeps its one channel so that a grey profile applies to it.
+                array = np.asarray(img) if icc and img.mode in ("L", "LA") else pillow_pixels(img, what)
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -185,10 +208,15 @@ def read_image(path: str | os.PathLike, what: str = "image") -> tuple[np.ndarray
                              "GIF ...), or it is damaged") from None
         array = _read_with_opencv(path, what)  # float RGB TIFF: OpenCV reads what Pillow cannot
         _refuse_if_too_large(array.shape[1], array.shape[0], what)
+        icc = _tiff_icc_profile(path)
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
         raise InputError(f"cannot read {what}: Pillow reported: {error}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = pillow_limit
+    if icc:
+        array, applied = to_srgb(array, icc, what)
+    if applied is not None:
+        warnings.warn(f"{path.name}: converted from its embedded profile {applied!r} to sRGB", ColourNote, stacklevel=2)
     if array.ndim == 2:
         array = array[:, :, None]
     if array.shape[0] == 0 or array.shape[1] == 0:

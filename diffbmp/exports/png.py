@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..colour import check_dpi
 from ..errors import InputError
 from ..scene import Scene
 from .atomic import atomic_open
@@ -62,10 +63,22 @@ def write_png(
     transparent: bool = False,
     texture_size: int | None = None,
     backend: str | None = None,
+    dpi: float | None = None,
 ) -> Path:
-    """Write the scene as a PNG at ``path`` (atomically); see :func:`render_pixels`."""
+    """Write the scene as a PNG at ``path`` (atomically); see :func:`render_pixels`.
+
+    The file is tagged sRGB (the ``sRGB`` chunk, with ``gAMA`` and ``cHRM`` for older
+    readers), the space diffbmp paints in.
+
+    Args:
+        dpi: dots per inch stated in the ``pHYs`` chunk, the print size layout and print
+            programs use (e.g. 300: a 3000-pixel-wide export prints 10 inches wide). None
+            writes no pHYs: programs then use their own default (72 or 96 dpi).
+    """
+    if dpi is not None:
+        check_dpi(dpi)  # refused before the render
     pixels = render_pixels(scene, scale, blur=blur, transparent=transparent, texture_size=texture_size, backend=backend)
-    data = png_bytes(pixels)
+    data = png_bytes(pixels, srgb=True, dpi=dpi)
     with atomic_open(path) as handle:
         handle.write(data)
     return Path(path)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..colour import check_dpi, png_save_options
 from ..constants import KIND_TEXTURE
 from ..errors import InputError
 from ..primitives import TextureBank
@@ -92,11 +93,19 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(values, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def png_bytes(pixels: np.ndarray, compress_level: int = 6) -> bytes:
-    """PNG file contents of an 8-bit image [H, W] (L), [H, W, 2] (LA), [H, W, 3] or [H, W, 4]."""
+def png_bytes(pixels: np.ndarray, compress_level: int = 6, *, srgb: bool = False, dpi: float | None = None) -> bytes:
+    """PNG file contents of an 8-bit image [H, W] (L), [H, W, 2] (LA), [H, W, 3] or [H, W, 4].
+
+    Args:
+        srgb: tag the file as sRGB (``sRGB``, ``gAMA`` and ``cHRM`` chunks, about 90 bytes),
+            for PNG files of their own; textures embedded in SVG and JSON stay untagged
+            (the smallest files; an SVG's images are sRGB by definition).
+        dpi: write ``pHYs`` stating this many dots per inch (None: no pHYs).
+    """
     buffer = io.BytesIO()
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (2, 3, 4))):
         raise ValueError(f"expected an image [H, W] or [H, W, 2|3|4], got shape {pixels.shape}")
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=compress_level)
+    options = png_save_options(dpi) if srgb else ({"dpi": (check_dpi(dpi),) * 2} if dpi is not None else {})
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=compress_level, **options)
     return buffer.getvalue()
