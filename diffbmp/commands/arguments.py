@@ -51,6 +51,18 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+#: The largest resolution a PSD can record (16.16 fixed point).
+MAX_DPI = 65535
+
+
+def dpi_value(text: str) -> float:
+    """argparse type: a resolution in pixels per inch, above 0 and at most MAX_DPI."""
+    value = positive_float(text)
+    if value > MAX_DPI:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DPI} pixels per inch, got {text!r}")
+    return value
+
+
 def _number(text: str) -> float:
     try:
         value = float(text)
@@ -71,6 +83,32 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="re-make bitmaps at N texels for a sharp large render (default: automatic; 0 keeps the scene's)",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to render (default: cuda if available)")
+
+
+def add_select_argument(parser: argparse.ArgumentParser) -> None:
+    """``--select SPEC`` (repeatable): export or render a subset of the primitives."""
+    parser.add_argument(
+        "--select", action="append", default=None, metavar="SPEC",
+        help="only some primitives: shape=NAME[,NAME], index=A-B[,C-D] (inclusive; A- to the end) or stage=K[,K]; "
+             "repeat to combine with AND",
+    )
+
+
+def selected_scene(scene: "Scene", args: argparse.Namespace) -> "Scene":
+    """``scene``, or the subset ``--select`` asks for."""
+    if not getattr(args, "select", None):
+        return scene
+    from ..exports.selection import select_primitives
+
+    return select_primitives(scene, args.select)
+
+
+def count_text(scene: "Scene") -> str:
+    """``12 primitives``, or ``12 of 40 primitives`` for a subset."""
+    from ..exports.selection import source_indices
+
+    _, total = source_indices(scene)
+    return f"{len(scene)} primitives" if total == len(scene) else f"{len(scene)} of {total} primitives"
 
 
 def load_scene(args: argparse.Namespace) -> "Scene":

@@ -3,6 +3,7 @@
 >>> from diffbmp.exports import export                      # doctest: +SKIP
 >>> export(scene, "painting.psd", scale=2)                 # format from the suffix
 >>> export(scene, "painting", format="svg")                # writes painting.svg
+>>> export(scene, "strokes.psd", select="shape=brush_flat") # a subset (see .selection)
 
 Every file is written atomically (see :mod:`diffbmp.exports.atomic`). docs/exports.md
 describes each format, what is exact and what is approximated.
@@ -16,7 +17,7 @@ import inspect
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..errors import InputError
 from ..scene import Scene
@@ -85,7 +86,15 @@ def _closest(name: str) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def export(scene: Scene, path: str | os.PathLike, format: str | None = None, scale: float = 1.0, **options: Any) -> Path:
+def export(
+    scene: Scene,
+    path: str | os.PathLike,
+    format: str | None = None,
+    scale: float = 1.0,
+    *,
+    select: str | Sequence[str] | None = None,
+    **options: Any,
+) -> Path:
     """Write ``scene`` to ``path`` as PSD, SVG, PNG or JSON; returns the path written.
 
     Args:
@@ -93,13 +102,16 @@ def export(scene: Scene, path: str | os.PathLike, format: str | None = None, sca
         path: output file; its suffix picks the format unless ``format`` is given.
         format: ``"psd"``, ``"svg"``, ``"png"`` or ``"json"``.
         scale: resolution multiplier (``scale=4``: a canvas 4x wider and taller).
-        **options: format options, e.g. ``group_size`` (psd), ``transparent`` (png, svg),
-            ``blur`` (psd, png, svg), ``texture_size`` (psd, png, svg), ``mipmaps`` (svg),
-            ``embed_textures`` (json); see each writer.
+        select: export only some primitives: ``"shape=brush_flat,star"``,
+            ``"index=0-499"``, ``"stage=0,2"``, or a list of these (combined with AND); see
+            :func:`~diffbmp.exports.selection.select_primitives`.
+        **options: format options, e.g. ``group_by``, ``group_size`` (psd), ``transparent``
+            (psd, png, svg), ``dpi`` (psd, png), ``blur`` (psd, png, svg), ``texture_size``
+            (psd, png, svg), ``mipmaps`` (svg), ``embed_textures`` (json); see each writer.
 
     Raises:
-        InputError: for an unknown format or option, a bad scale, or an output folder that
-            does not exist or cannot be written.
+        InputError: for an unknown format or option, a bad scale or selection, or an output
+            folder that does not exist or cannot be written.
     """
     if not isinstance(scene, Scene):
         raise InputError(f"export() needs a diffbmp Scene, got {type(scene).__name__}")
@@ -110,4 +122,8 @@ def export(scene: Scene, path: str | os.PathLike, format: str | None = None, sca
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise InputError(f"{name} export has no option {', '.join(repr(u) for u in unknown)}; it accepts: {', '.join(accepted)}")
+    if select is not None:
+        from .selection import select_primitives
+
+        scene = select_primitives(scene, select)
     return _writer(name)(scene, path, float(scale), **options)

@@ -1,8 +1,12 @@
 """Each primitive rendered on its own, cropped to its box: the pixel layers of a PSD.
 
 A layer holds primitive ``n`` painted alone over nothing: its straight colour and its
-coverage as alpha, on the box ``screen_bounds`` gives (rounded out to whole pixels and
-clipped to the canvas). Stacked bottom to top with normal blending and the primitive's
+coverage as alpha, on the box ``screen_bounds`` gives, rounded out to whole pixels. The box
+is *not* clipped to the canvas: a primitive that crosses the edge keeps its whole footprint,
+so an artist who moves the layer sees the rest of the mark, not a straight cut. Only a
+primitive reaching further than :data:`LAYER_MARGIN` (half the canvas) beyond an edge is cut
+there (:func:`footprint_boxes`), so a giant primitive costs at most a layer of twice the
+canvas's width and height. Stacked bottom to top with normal blending and the primitive's
 opacity as the layer opacity, the layers reproduce ``composite()`` (docs/exports.md says
 where the two differ: 8-bit quantisation and the opacity rounding).
 
@@ -16,6 +20,7 @@ pixels, which keeps every pixel centre at the same place relative to the primiti
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +31,7 @@ from ..params import PrimitiveParams
 from ..primitives import PreparedBank, TextureBank
 from ..render import composite
 
-__all__ = ["PrimitiveLayer", "layer_boxes", "quantized_opacity", "render_layers"]
+__all__ = ["PrimitiveLayer", "LAYER_MARGIN", "footprint_boxes", "layer_boxes", "painted_colours", "quantized_opacity", "render_layers"]
 
 #: Pixels of one atlas page (colour + alpha in float32 take 16 bytes a pixel).
 PAGE_PIXELS = 1 << 22
@@ -34,6 +39,10 @@ PAGE_PIXELS = 1 << 22
 PAGE_WIDTH = 1024
 #: Empty pixels between boxes on a page (a margin of safety: boxes already contain their primitives).
 GUTTER = 1
+#: How far beyond each canvas edge a layer may reach, as a fraction of the canvas's side
+#: along that axis: a layer is at most (1 + 2 * LAYER_MARGIN) times the canvas's width and
+#: height, whatever the size of its primitive.
+LAYER_MARGIN = 0.5
 
 
 @dataclass
@@ -42,9 +51,11 @@ class PrimitiveLayer:
 
     Attributes:
         index: the primitive's index (its painting order; 0 is the bottom).
-        left, top: offset of the layer on the canvas, in pixels.
-        rgba: straight (not premultiplied) 8-bit RGBA [h, w, 4]; h = w = 0 when the
-            primitive lies entirely outside the canvas.
+        left, top: offset of the layer on the canvas, in pixels; negative, or beyond the
+            canvas, for a primitive that crosses an edge.
+        rgba: straight (not premultiplied) 8-bit RGBA [h, w, 4]: the primitive's whole
+            footprint (see :func:`footprint_boxes`); h = w = 0 when the primitive lies
+            entirely outside the canvas and its margin.
         opacity: layer opacity, 0-255.
     """
 
@@ -56,7 +67,7 @@ class PrimitiveLayer:
 
     @property
     def box(self) -> tuple[int, int, int, int]:
-        """(left, top, right, bottom) on the canvas."""
+        """(left, top, right, bottom) in canvas coordinates (may reach beyond the canvas)."""
         return self.left, self.top, self.left + int(self.rgba.shape[1]), self.top + int(self.rgba.shape[0])
 
 
@@ -82,6 +93,42 @@ def layer_boxes(params: PrimitiveParams, bank: TextureBank | PreparedBank, heigh
     return full, clipped
 
 
+def footprint_boxes(full: np.ndarray, height: int, width: int, margin: float = LAYER_MARGIN) -> np.ndarray:
+    """The layer box [N, 4] of each primitive: its unclipped box ``full`` (from
+    :func:`layer_boxes`) cut to the canvas widened by ``margin`` times its width and height on
+    each side. Empty boxes (a primitive wholly outside that area) are (0, 0, 0, 0)."""
+    mx, my = math.ceil(margin * width), math.ceil(margin * height)
+    boxes = np.asarray(full, dtype=np.int64).copy()
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], -mx, width + mx)
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], -my, height + my)
+    empty = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    boxes[empty] = 0
+    return boxes
+
+
+def painted_colours(params: PrimitiveParams, bank: TextureBank) -> np.ndarray:
+    """The colour [N, 3] in [0, 1] each primitive paints, as one flat colour (for names and swatches).
+
+    The model paints ``(1 - beta) c + beta Q`` (docs/rendering.md): the tint ``c`` blended
+    with the shape's own colour ``Q``. Here ``Q`` is the bitmap's average own colour,
+    weighted by its alpha (white for analytic shapes and for a bitmap with no opaque texel),
+    so a tinted stencil (``beta = 0``) gives exactly its tint, and a stamp with its own
+    colours (``beta = 1``) its average colour.
+    """
+    own = torch.ones(len(bank), 3, dtype=torch.float64)
+    for k, entry in enumerate(bank):
+        if entry.rgba is not None:
+            rgba = entry.rgba.detach().double().cpu()
+            weight = rgba[..., 3].sum()
+            if float(weight) > 0:
+                own[k] = (rgba[..., :3] * rgba[..., 3:]).sum(dim=(0, 1)) / weight
+    with torch.no_grad():
+        beta = params.beta_or_zeros().detach().double().cpu().unsqueeze(-1)
+        tint = params.colors.detach().double().cpu()
+        colour = (1 - beta) * tint + beta * own[params.shape_ids.cpu()]
+    return colour.clamp(0, 1).numpy()
+
+
 def quantized_opacity(opacities: torch.Tensor) -> np.ndarray:
     """Layer opacities 0-255 (rounded to nearest)."""
     return np.clip(np.rint(opacities.detach().double().cpu().numpy() * 255.0), 0, 255).astype(np.int64)
@@ -90,10 +137,9 @@ def quantized_opacity(opacities: torch.Tensor) -> np.ndarray:
 @dataclass
 class _Job:
     index: int
-    source: tuple[int, int, int, int]  # box drawn (canvas coordinates)
-    crop: tuple[int, int, int, int]    # the layer's box, inside ``source``
-    alone: bool = False                # drawn alone on a canvas the size of ``crop``
-    slot: tuple[int, int] = (0, 0)     # where ``source`` lands on its canvas
+    source: tuple[int, int, int, int]  # the layer's box (canvas coordinates), drawn whole
+    alone: bool = False                # drawn alone on a canvas the size of ``source``
+    slot: tuple[int, int] = (0, 0)     # where ``source`` lands on its page
     page: int = -1
 
 
@@ -106,8 +152,9 @@ def render_layers(
     blur: float = 0.0,
     backend: str | None = None,
     page_pixels: int = PAGE_PIXELS,
+    margin: float = LAYER_MARGIN,
 ) -> list[PrimitiveLayer]:
-    """Every primitive of ``params`` as a cropped pixel layer, in painting order.
+    """Every primitive of ``params`` as a pixel layer holding its whole footprint, in painting order.
 
     Args:
         params: activated parameters on the export canvas (already scaled).
@@ -115,19 +162,22 @@ def render_layers(
         height, width: the export canvas.
         blur: soft-rasterization width in pixels of that canvas.
         page_pixels: size of an atlas page; smaller pages use less memory.
+        margin: how far a layer may reach beyond each canvas edge, as a fraction of the
+            canvas's side (see :func:`footprint_boxes`).
     """
     count = len(params)
     if count == 0:
         return []
     if isinstance(bank, TextureBank):
         bank = bank.prepare(params.device, params.dtype)
-    full, clipped = layer_boxes(params, bank, height, width, blur)
+    full, _ = layer_boxes(params, bank, height, width, blur)
+    boxes = footprint_boxes(full, height, width, margin)
     opacity = quantized_opacity(params.opacities)
     # Draw with the quantised opacity, so that layer alpha x layer opacity reproduces
     # min(opacity * coverage, ALPHA_MAX) with the opacity the file stores; a layer whose
     # opacity rounds to 0 is drawn at full opacity (it is invisible either way).
     drawn_opacity = np.where(opacity > 0, opacity / 255.0, 1.0)
-    jobs = _plan(full, clipped, page_pixels)
+    jobs = _plan(full, boxes, page_pixels)
     with torch.no_grad():
         drawn = params.map(lambda t: t.detach())
         drawn.opacities = torch.as_tensor(drawn_opacity, dtype=params.dtype, device=params.device)
@@ -139,30 +189,22 @@ def render_layers(
                 rgba[job.index] = _cut(pixels, job)
     layers = []
     for n in range(count):
-        x0, y0 = int(clipped[n, 0]), int(clipped[n, 1])
+        x0, y0 = int(boxes[n, 0]), int(boxes[n, 1])
         pixels = rgba[n] if rgba[n] is not None else np.zeros((0, 0, 4), dtype=np.uint8)
         layers.append(PrimitiveLayer(index=n, left=x0, top=y0, rgba=pixels, opacity=int(opacity[n])))
     return layers
 
 
-def _plan(full: np.ndarray, clipped: np.ndarray, page_pixels: int) -> list[_Job]:
+def _plan(full: np.ndarray, boxes: np.ndarray, page_pixels: int) -> list[_Job]:
     """Assign each visible primitive a slot on an atlas page (shelf packing, tallest first)."""
     jobs: list[_Job] = []
     for n in range(len(full)):
-        crop = tuple(int(v) for v in clipped[n])
-        if crop[2] <= crop[0]:
-            continue  # off the canvas: an empty layer
-        box = tuple(int(v) for v in full[n])
-        crop_area = (crop[2] - crop[0]) * (crop[3] - crop[1])
-        full_area = (box[2] - box[0]) * (box[3] - box[1])
-        if box == crop or full_area <= 2 * crop_area + 1024:
-            # The whole box goes on the page, so nothing the primitive paints beyond the
-            # canvas edge can reach a neighbour's slot.
-            jobs.append(_Job(n, box, crop))
-        else:
-            # Mostly off the canvas: drawing the whole box would waste pixels; draw the
-            # crop alone on its own canvas, which clips the primitive the way the canvas does.
-            jobs.append(_Job(n, crop, crop, alone=True))
+        box = tuple(int(v) for v in boxes[n])
+        if box[2] <= box[0]:
+            continue  # wholly outside the canvas and its margin: an empty layer
+        # A primitive cut at the margin paints beyond its box: drawn alone on a canvas the
+        # size of its box, which cuts it there, it cannot reach a neighbour's slot.
+        jobs.append(_Job(n, box, alone=box != tuple(int(v) for v in full[n])))
     packable = [job for job in jobs if not job.alone]
     page_width = max([PAGE_WIDTH] + [job.source[2] - job.source[0] + GUTTER for job in packable])
     page, x, y, shelf = 0, 0, 0, 0
@@ -233,9 +275,8 @@ def _render_page(
 
 def _cut(pixels: np.ndarray, job: _Job) -> np.ndarray:
     """The layer pixels of ``job`` (a copy) from its page."""
-    x = job.slot[0] + job.crop[0] - job.source[0]
-    y = job.slot[1] + job.crop[1] - job.source[1]
-    h, w = job.crop[3] - job.crop[1], job.crop[2] - job.crop[0]
+    x, y = job.slot
+    h, w = job.source[3] - job.source[1], job.source[2] - job.source[0]
     return pixels[y:y + h, x:x + w].copy()
 
 

@@ -1,11 +1,14 @@
 """Layered Photoshop documents: one pixel layer per primitive, in painting order.
 
-The document is 8-bit RGB. From the bottom: the background as an opaque layer, then primitive
-0, 1, ... each as a pixel layer cropped to its box, named ``0007 brush_flat``, with its
-opacity as the layer opacity and normal blending; with more primitives than ``group_size``,
-consecutive runs of layers go into (closed) groups named by their index range. The merged
-image every PSD carries (what viewers without layer support and thumbnails show) is our own
-render of the scene.
+The document is 8-bit RGB, tagged sRGB (an embedded ICC profile) with a resolution (``dpi``).
+From the bottom: the background as an opaque layer (left out with ``transparent``), then
+primitive 0, 1, ... each as a pixel layer holding the primitive's whole footprint (beyond the
+canvas where the primitive reaches beyond it, see :mod:`diffbmp.exports.layers`), named
+``0007 brush_flat #a35c2e`` (index, shape, painted colour), with its opacity as the layer
+opacity and normal blending. Layers are grouped by the stage that added them, by shape, or in
+runs by index (:mod:`diffbmp.exports.groups`), always in an order that paints the same
+picture. The merged image every PSD carries (what viewers without layer support and
+thumbnails show) is our own render of the scene.
 
 Only the plainest structures are written, with psd-tools' record classes and its RLE
 encoder: pixel layers with a transparency channel, normal blend mode, group dividers. That
@@ -19,15 +22,16 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Hashable
 
 import numpy as np
 import torch
-from psd_tools.constants import BlendMode, ChannelID, ColorMode, Compression, SectionDivider, Tag
+from psd_tools.constants import BlendMode, ChannelID, ColorMode, Compression, Resource, SectionDivider, Tag
 from psd_tools.psd import PSD
 from psd_tools.psd.color_mode_data import ColorModeData
 from psd_tools.psd.header import FileHeader
 from psd_tools.psd.image_data import ImageData
-from psd_tools.psd.image_resources import ImageResources
+from psd_tools.psd.image_resources import ImageResource, ImageResources, ResoulutionInfo
 from psd_tools.psd.layer_and_mask import (
     ChannelData,
     ChannelDataList,
@@ -41,31 +45,54 @@ from psd_tools.psd.layer_and_mask import (
 )
 from psd_tools.psd.tagged_blocks import TaggedBlocks
 
+from ..colour import srgb_icc_profile
 from ..errors import InputError
 from ..scene import Scene
 from .atomic import atomic_open
-from .layers import PrimitiveLayer, render_layers
-from .textures import bank_for_scale, to_uint8
+from .groups import GROUP_BY, LayerGroup, Node, group_layers, range_label
+from .layers import PrimitiveLayer, painted_colours, render_layers
+from .selection import scene_stages, source_indices
+from .textures import bank_for_scale, hex_color, to_uint8
 
-__all__ = ["build_psd", "write_psd", "layer_name", "group_name", "DEFAULT_GROUP_SIZE", "MAX_PSD_SIDE"]
+__all__ = [
+    "build_psd", "write_psd", "layer_name", "group_name", "stage_group_name", "shape_group_name",
+    "DEFAULT_GROUP_SIZE", "DEFAULT_DPI", "GROUP_BY", "MAX_PSD_SIDE",
+]
 
-#: Layers per group when a scene has more primitives than that (0 turns groups off).
+#: The most layers a group holds directly; bigger groups are split into sub-groups of this
+#: many (0: never split; with ``group_by="none"``, 0 puts every layer at the top level).
 DEFAULT_GROUP_SIZE = 500
+#: Resolution written in the document when none is given (Photoshop's own default).
+DEFAULT_DPI = 72.0
 #: Largest side of a PSD; larger documents need Photoshop's PSB format.
 MAX_PSD_SIDE = 30000
 _DEPTH = 8
 _VERSION = 1  # PSD (2 would be PSB)
+#: Resolution is stored as 16.16 fixed point.
+_MAX_DPI = 65535
 
 
-def layer_name(index: int, shape: str, count: int) -> str:
-    """``0007 brush_flat``: the primitive's index, zero-padded so names sort, and its shape."""
-    return f"{index:0{_digits(count)}d} {shape}"
+def layer_name(index: int, shape: str, count: int, colour: str | None = None) -> str:
+    """``0007 brush_flat #a35c2e``: the primitive's index, zero-padded so names sort, its
+    shape, and (when given) the colour it paints."""
+    name = f"{index:0{_digits(count)}d} {shape}"
+    return f"{name} {colour}" if colour else name
 
 
 def group_name(first: int, last: int, count: int) -> str:
     """``primitives 0500-0999`` for the group holding primitives ``first`` to ``last``."""
-    digits = _digits(count)
-    return f"primitives {first:0{digits}d}-{last:0{digits}d}"
+    return "primitives " + range_label(range(first, last + 1), _digits(count))
+
+
+def stage_group_name(stage: int, indices: list[int], count: int) -> str:
+    """``stage 1 (0500-0999)``: the group of a stage's layers, by the primitives' index range
+    (``stage 1 (0500-1210, 312 layers)`` when they are not one unbroken run)."""
+    return f"stage {stage} ({range_label(indices, _digits(count))})"
+
+
+def shape_group_name(shape: str, indices: list[int]) -> str:
+    """``brush_flat (312 layers)``: the group of a shape's layers."""
+    return f"{shape} ({len(indices)} layer{'s' if len(indices) != 1 else ''})"
 
 
 def _digits(count: int) -> int:
@@ -77,23 +104,35 @@ def build_psd(
     scale: float = 1.0,
     *,
     blur: float = 0.0,
+    group_by: str = "stage",
     group_size: int = DEFAULT_GROUP_SIZE,
+    transparent: bool = False,
+    dpi: float = DEFAULT_DPI,
     texture_size: int | None = None,
     backend: str | None = None,
 ) -> PSD:
     """The scene as a layered PSD document (psd-tools' low-level ``PSD`` record), ready to write.
 
     Args:
-        scene: the painting.
+        scene: the painting (a subset made by
+            :func:`~diffbmp.exports.selection.select_primitives` names its layers by their
+            indices in the whole scene).
         scale: resolution multiplier; ``scale=4`` gives a document 4x larger with sharper layers.
         blur: soft-rasterization width in pixels of the scene's canvas (0 for a finished painting).
-        group_size: put the layers in groups of this many when there are more primitives
-            than that; 0 never groups.
+        group_by: ``"stage"`` (a group per stage of the fit that added the primitives),
+            ``"shape"`` (a group per shape), or ``"none"`` (runs of ``group_size`` by index).
+            Groups never change the picture (see :mod:`diffbmp.exports.groups`); a grouping
+            that would put every layer in one group falls back to ``"none"``.
+        group_size: the most layers a group holds directly: bigger groups are split into
+            sub-groups of this many; with ``"none"``, layers are grouped in runs of this many
+            when there are more; 0 never splits (and with ``"none"`` never groups).
+        transparent: leave out the background layer; the merged image gets an alpha channel.
+        dpi: the resolution written in the document (pixels per inch; print size only).
         texture_size: bitmap resolution, see :func:`~diffbmp.exports.textures.bank_for_scale`.
         backend: rendering backend (None: the fastest for the scene's device).
     """
     scene.check_drawable()
-    _check_options(scale, blur, group_size)
+    _check_options(scale, blur, group_by, group_size, transparent, dpi)
     height, width = scene.canvas_size(scale)
     if max(height, width) > MAX_PSD_SIDE:
         largest = MAX_PSD_SIDE / max(scene.height, scene.width)
@@ -105,38 +144,83 @@ def build_psd(
     bank = bank_for_scale(scene, scale, texture_size)
     with torch.no_grad():
         # The merged image first: its render validates the parameters.
-        merged, _ = scene.render(scale, blur=blur, background=True, bank=bank, backend=backend)
-        layers = render_layers(scene.scaled_params(scale), bank, height, width, blur=blur * scale, backend=backend)
-    header = FileHeader(version=_VERSION, channels=3, height=height, width=width, depth=_DEPTH, color_mode=ColorMode.RGB)
+        merged, alpha = scene.render(scale, blur=blur, background=not transparent, bank=bank, backend=backend)
+        params = scene.scaled_params(scale)
+        layers = render_layers(params, bank, height, width, blur=blur * scale, backend=backend)
+        colours = painted_colours(params, scene.bank)
+    header = FileHeader(version=_VERSION, channels=4 if transparent else 3, height=height, width=width, depth=_DEPTH, color_mode=ColorMode.RGB)
     names = [entry.name for entry in bank]
     shape_ids = scene.shape_ids.tolist()
+    indices, total = source_indices(scene)
     records, channels = LayerRecords(), ChannelImageData()
-    _append(records, channels, *_background_layer(scene.background(), height, width))
-    count = len(layers)
-    grouped = 0 < group_size < count
-    for start in range(0, count, group_size if grouped else max(count, 1)):
-        chunk = layers[start:start + (group_size if grouped else count)]
-        if grouped:
+    if not transparent:
+        _append(records, channels, *_background_layer(scene.background(), height, width))
+    tree = _layer_tree(scene, layers, group_by, group_size, indices, total, names)
+
+    def add(node: Node) -> None:
+        if isinstance(node, LayerGroup):
             _append(records, channels, *_divider("</Layer group>", SectionDivider.BOUNDING_SECTION_DIVIDER))
-        for layer in chunk:
-            _append(records, channels, *_pixel_layer(layer, layer_name(layer.index, names[shape_ids[layer.index]], count)))
-        if grouped:
-            name = group_name(chunk[0].index, chunk[-1].index, count)
-            _append(records, channels, *_divider(name, SectionDivider.CLOSED_FOLDER))
+            for child in node.children:
+                add(child)
+            _append(records, channels, *_divider(node.name, SectionDivider.CLOSED_FOLDER))
+            return
+        layer = layers[node]
+        name = layer_name(indices[node], names[shape_ids[node]], total, hex_color(colours[node]))
+        _append(records, channels, *_pixel_layer(layer, name))
+
+    for node in tree:
+        add(node)
     image_data = ImageData(compression=Compression.RLE)
-    rgb = to_uint8(merged.detach().float().cpu().numpy())
-    image_data.set_data([rgb[..., c].tobytes() for c in range(3)], header)
+    rgb = merged.detach().float().cpu().numpy()
+    if transparent:
+        # Photoshop stores a transparent document's merged image over white, with its alpha
+        # as the first extra channel (the negative layer count says so).
+        a = alpha.detach().float().cpu().numpy()
+        planes = to_uint8(np.concatenate([rgb + (1.0 - a[..., None]), a[..., None]], axis=-1))
+    else:
+        planes = to_uint8(rgb)
+    image_data.set_data([planes[..., c].tobytes() for c in range(planes.shape[-1])], header)
+    layer_count = -len(records) if transparent else len(records)
     return PSD(
         header=header,
         color_mode_data=ColorModeData(),
-        image_resources=ImageResources.new(),
+        image_resources=_image_resources(dpi),
         layer_and_mask_information=LayerAndMaskInformation(
-            layer_info=LayerInfo(layer_count=len(records), layer_records=records, channel_image_data=channels),
+            layer_info=LayerInfo(layer_count=layer_count, layer_records=records, channel_image_data=channels),
             global_layer_mask_info=GlobalLayerMaskInfo(),
             tagged_blocks=TaggedBlocks(),
         ),
         image_data=image_data,
     )
+
+
+def _layer_tree(
+    scene: Scene, layers: list[PrimitiveLayer], group_by: str, group_size: int, indices: list[int], total: int, names: list[str],
+) -> list[Node]:
+    """The layers (positions) and groups, bottom to top."""
+    boxes = np.array([layer.box for layer in layers], dtype=np.int64).reshape(len(layers), 4)
+    digits = _digits(total)
+    keys: list[Hashable] | None = None
+    if group_by == "stage":
+        keys = scene_stages(scene).tolist()
+        name = lambda key, members: stage_group_name(int(key), members, total)  # noqa: E731
+    elif group_by == "shape":
+        keys = scene.shape_ids.tolist()
+        name = lambda key, members: shape_group_name(names[int(key)], members)  # noqa: E731
+    else:
+        name = lambda key, members: ""  # noqa: E731
+    return group_layers(keys, boxes, indices, group_size, name, digits)
+
+
+def _image_resources(dpi: float) -> ImageResources:
+    """Version info, the sRGB ICC profile and the resolution (pixels per inch)."""
+    resources = ImageResources.new()
+    resources[Resource.ICC_PROFILE] = ImageResource(key=Resource.ICC_PROFILE, data=srgb_icc_profile())
+    fixed = int(round(dpi * 65536))  # 16.16 fixed point
+    # Units: 1 = pixels per inch for the resolution, 1 = inches for the displayed size.
+    info = ResoulutionInfo(horizontal=fixed, horizontal_unit=1, width_unit=1, vertical=fixed, vertical_unit=1, height_unit=1)
+    resources[Resource.RESOLUTION_INFO] = ImageResource(key=Resource.RESOLUTION_INFO, data=info)
+    return resources
 
 
 def write_psd(
@@ -145,20 +229,32 @@ def write_psd(
     scale: float = 1.0,
     *,
     blur: float = 0.0,
+    group_by: str = "stage",
     group_size: int = DEFAULT_GROUP_SIZE,
+    transparent: bool = False,
+    dpi: float = DEFAULT_DPI,
     texture_size: int | None = None,
     backend: str | None = None,
 ) -> Path:
     """Write ``scene`` as a layered PSD at ``path`` (atomically); see :func:`build_psd`."""
-    document = build_psd(scene, scale, blur=blur, group_size=group_size, texture_size=texture_size, backend=backend)
+    document = build_psd(
+        scene, scale, blur=blur, group_by=group_by, group_size=group_size, transparent=transparent, dpi=dpi,
+        texture_size=texture_size, backend=backend,
+    )
     with atomic_open(path) as handle:
         document.write(handle)
     return Path(path)
 
 
-def _check_options(scale: float, blur: float, group_size: int) -> None:
+def _check_options(scale: float, blur: float, group_by: str, group_size: int, transparent: bool, dpi: float) -> None:
+    if group_by not in GROUP_BY:
+        raise InputError(f"group_by must be one of {', '.join(repr(g) for g in GROUP_BY)}, got {group_by!r}")
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 0:
-        raise InputError(f"group_size must be a whole number >= 0 (0 puts every layer at the top level), got {group_size!r}")
+        raise InputError(f"group_size must be a whole number >= 0 (0 never splits a group into sub-groups), got {group_size!r}")
+    if not isinstance(transparent, (bool, np.bool_)):
+        raise InputError(f"transparent must be True or False, got {transparent!r}")
+    if isinstance(dpi, bool) or not (isinstance(dpi, (int, float)) and math.isfinite(dpi) and 0 < dpi <= _MAX_DPI):
+        raise InputError(f"dpi must be a number of pixels per inch above 0 and at most {_MAX_DPI}, got {dpi!r}")
     if not (isinstance(blur, (int, float)) and math.isfinite(blur) and blur >= 0):
         raise InputError(f"blur must be a number >= 0 (pixels), got {blur!r}")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
