@@ -76,10 +76,11 @@ def srgb_icc_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+@functools.lru_cache(maxsize=1)
 def _srgb_profile():
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(io.BytesIO(srgb_icc_profile()))
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 # ----------------------------------------------------------------------------- reading profiles
