@@ -28,7 +28,7 @@ import numpy as np
 from .colour import ColourNote, cmyk_to_srgb, to_srgb
 from .errors import InputError
 
-__all__ = ["read_image", "image_size", "max_image_pixels", "pillow_pixels", "pixels_to_float"]
+__all__ = ["read_image", "image_size", "max_image_pixels", "pillow_pixels", "pillow_srgb_pixels", "pixels_to_float"]
 
 #: Pixels a file may claim before it is refused (Pillow's own default: about 89 megapixels).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -146,6 +146,27 @@ def pillow_pixels(img, what: str) -> np.ndarray:
                      "RGB, RGBA or greyscale image")
 
 
+def pillow_srgb_pixels(img, what: str, icc: bytes | None = None) -> tuple[np.ndarray, str | None]:
+    """The pixels of a Pillow image as :func:`pillow_pixels` gives them, converted from its
+    embedded ICC profile (``img.info["icc_profile"]``, or ``icc``) to sRGB, and the
+    description of the profile applied (None: no profile, or sRGB already).
+
+    A grey image with a profile keeps its own channels ([H, W] or [H, W, 2] grey and alpha),
+    so that its grey profile applies; :func:`pillow_pixels` makes other grey images RGB.
+    """
+    icc = icc or img.info.get("icc_profile")
+    applied = None
+    if img.mode == "CMYK" and icc:
+        img, applied = cmyk_to_srgb(img, icc, what)
+        icc = None  # applied, or unusable and noted
+    if icc and img.mode in ("L", "LA"):
+        return to_srgb(np.asarray(img), icc, what)
+    array = pillow_pixels(img, what)
+    if icc:
+        array, applied = to_srgb(array, icc, what)
+    return array, applied
+
+
 def image_size(path: str | os.PathLike, what: str = "image") -> tuple[int, int]:
     """(width, height) from the file's header, within the pixel limit (InputError otherwise)."""
     from PIL import Image, UnidentifiedImageError
@@ -172,6 +193,8 @@ def read_image(path: str | os.PathLike, what: str = "image") -> tuple[np.ndarray
     Returns:
         float64 [H, W, 4] straight RGBA in [0, 1] (alpha 1 where the file has none; grey
         images repeat their value in R, G and B), and True when the file carries alpha.
+        Colours are sRGB: a file with an ICC profile is converted (``diffbmp.colour``), and
+        a :class:`~diffbmp.colour.ColourNote` warning names the file and the profile.
 
     Raises:
         InputError: naming the file, for anything unreadable, ambiguous or too large.
@@ -195,11 +218,8 @@ def read_image(path: str | os.PathLike, what: str = "image") -> tuple[np.ndarray
                     img = ImageOps.exif_transpose(img)
                 except Exception:  # a damaged EXIF block must not stop an otherwise good image
                     pass
-                if img.mode == "CMYK" and icc:
-                    img, applied = cmyk_to_srgb(img, icc, what)
-                    icc = None
-                # A grey image keeps its one channel so that a grey profile applies to it.
-                array = np.asarray(img) if icc and img.mode in ("L", "LA") else pillow_pixels(img, what)
+                array, applied = pillow_srgb_pixels(img, what, icc)
+                icc = None  # applied
     except InputError:
         raise
     except UnidentifiedImageError:

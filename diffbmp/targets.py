@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 
 from .errors import InputError, similar_files_hint
-from .image_files import pillow_pixels, pixels_to_float, read_image
+from .colour import ColourNote
+from .image_files import pillow_srgb_pixels, pixels_to_float, read_image
 
 __all__ = [
     "Target", "load_target", "load_map", "SKIMAGE_PREFIX", "SKIMAGE_ANIMATIONS", "skimage_names", "skimage_file", "canvas_shape",
@@ -129,7 +131,11 @@ def _as_float_array(image: Any, what: str) -> np.ndarray:
     elif isinstance(image, np.ndarray):
         array = image
     elif hasattr(image, "mode") and hasattr(image, "convert"):  # a Pillow image
-        array = pillow_pixels(image, what)
+        array, applied = pillow_srgb_pixels(image, what)
+        if applied is not None:
+            warnings.warn(f"{what}: converted from its embedded profile {applied!r} to sRGB", ColourNote, stacklevel=3)
+        if array.ndim == 3 and array.shape[2] == 2:  # grey and alpha
+            array = np.concatenate([np.repeat(array[..., :1], 3, axis=2), array[..., 1:]], axis=2)
     else:
         raise InputError(f"{what} must be an image path, 'skimage:<name>', or a numpy/torch image; got {type(image).__name__}")
     if array.ndim == 2:

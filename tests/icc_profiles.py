@@ -148,3 +148,32 @@ def analytic_from_srgb(rgb: np.ndarray, space: dict, encode) -> np.ndarray:
     to_pcs = d50_matrix(SRGB["primaries"], SRGB["white"])
     from_pcs = np.linalg.inv(d50_matrix(space["primaries"], space["white"]))
     return encode(np.clip(srgb_decode(rgb) @ (from_pcs @ to_pcs).T, 0.0, 1.0))
+
+
+def cmyk_ink(cmyk: np.ndarray) -> np.ndarray:
+    """The sRGB colour of CMYK in [0, 1] on a made-up press: inks that absorb 90 % and a
+    black that absorbs 80 % (unlike a naive 1 - C - K conversion)."""
+    c, m, y, k = (cmyk[..., i] for i in range(4))
+    return np.stack([(1 - 0.9 * c) * (1 - 0.8 * k), (1 - 0.9 * m) * (1 - 0.8 * k), (1 - 0.9 * y) * (1 - 0.8 * k)], axis=-1)
+
+
+#: Grid points per ink of :func:`cmyk_profile`'s table: nodes at the 8-bit values 0, 51, ... 255.
+CMYK_GRID = 6
+
+
+def cmyk_profile() -> bytes:
+    """A v2 CMYK output profile whose A2B0 (``lut16Type``, PCS XYZ) is :func:`cmyk_ink`
+    sampled on a grid of :data:`CMYK_GRID` points per ink."""
+    n = CMYK_GRID
+    levels = np.linspace(0.0, 1.0, n)
+    grid = np.stack(np.meshgrid(levels, levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 4)
+    xyz = srgb_decode(cmyk_ink(grid)) @ d50_matrix(SRGB["primaries"], SRGB["white"]).T
+    clut = np.clip(np.rint(xyz * 32768), 0, 65535).astype(">u2")  # lut16 XYZ: 0x8000 is 1.0
+    identity_table = np.rint(np.linspace(0, 65535, 2)).astype(">u2")
+    body = b"mft2\0\0\0\0" + struct.pack(">BBBB", 4, 3, n, 0) + _s15(1, 0, 0, 0, 1, 0, 0, 0, 1)
+    body += struct.pack(">HH", 2, 2) + identity_table.tobytes() * 4 + clut.tobytes() + identity_table.tobytes() * 3
+    tags = [(b"desc", _desc_v2("Made-up press CMYK")), (b"cprt", _text_v2("No copyright, use freely")),
+            (b"wtpt", _xyz(D50)), (b"A2B0", body)]
+    data = bytearray(_profile(b"CMYK", 0x02100000, tags))
+    data[12:16] = b"prtr"
+    return bytes(data)

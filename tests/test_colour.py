@@ -212,6 +212,36 @@ def test_a_grey_profile_is_applied_to_grey_images(tmp_path):
     assert np.abs(rgba16[..., 1] - expected).max() < 2e-4
 
 
+def test_a_cmyk_image_is_converted_through_its_profile(tmp_path):
+    levels = np.arange(0, 256, 255 // (icc.CMYK_GRID - 1), dtype=np.uint8)  # the nodes of the profile's table
+    inks = np.stack(np.meshgrid(levels, levels, levels, levels, indexing="ij"), axis=-1).reshape(36, 36, 4)
+    Image.fromarray(inks, "CMYK").save(tmp_path / "press.tif", icc_profile=icc.cmyk_profile())
+    Image.fromarray(inks, "CMYK").save(tmp_path / "plain.tif")
+    with pytest.warns(ColourNote, match="press.tif: converted from its embedded profile 'Made-up press CMYK'"):
+        rgba, has_alpha = read_image(tmp_path / "press.tif")
+    expected = icc.cmyk_ink(inks / 255.0)
+    assert not has_alpha
+    assert np.abs(rgba[..., :3] - expected).max() <= 4 / 255
+    plain, _ = read_image(tmp_path / "plain.tif")  # no profile: Pillow's plain conversion, far from the press
+    assert np.abs(plain[..., :3] - expected).max() > 40 / 255
+
+
+def test_a_pillow_image_target_with_a_profile_is_converted(tagged):
+    files = tagged["ProPhoto RGB"]
+    with Image.open(files["png"]) as img:
+        with pytest.warns(ColourNote, match="'ProPhoto RGB' to sRGB"):
+            target = load_target(img, size=None)
+    np.testing.assert_array_equal(np.rint(target.rgb.numpy() * 255), files["converted"])
+    grey = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16), "L").convert("LA")
+    grey.info["icc_profile"] = icc.grey_profile(1.8)
+    with pytest.warns(ColourNote):
+        grey_target = load_target(grey, size=None)
+    assert grey_target.alpha is None  # grey with an opaque alpha: RGB, converted on the neutral axis
+    expected = icc.srgb_encode(np.power(np.arange(256).reshape(16, 16) / 255.0, 461 / 256))
+    for channel in range(3):
+        assert np.abs(grey_target.rgb[..., channel].numpy() - expected).max() <= 2.5 / 255
+
+
 # ----------------------------------------------------------------------------- unchanged, refused
 def test_untagged_and_srgb_tagged_images_are_unchanged_bit_for_bit(tmp_path, photo):
     Image.fromarray(photo).save(tmp_path / "plain.png")
