@@ -175,13 +175,13 @@ def _srgb_shaper() -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], Call
 
 
 def _is_srgb(model: _Shaper | None) -> bool:
-    """Whether a matrix/TRC model is sRGB's (to within what 16 bits can tell), so that an
-    image tagged sRGB is read bit for bit as it is."""
-    if model is None or model.matrix is None:
+    """Whether a matrix/TRC model is sRGB's, or a grey one with sRGB's tone curve (to within
+    2e-3), so that an image tagged sRGB is read bit for bit as it is."""
+    if model is None:
         return False
     srgb = _shaper(srgb_icc_profile())
-    if np.abs(model.matrix - srgb.matrix).max() > 2e-3:
-        return False
+    if model.matrix is not None and np.abs(model.matrix - srgb.matrix).max() > 2e-3:
+        return False  # a grey profile has no matrix: its tone curve alone decides
     grid = np.linspace(0.0, 1.0, 256)
     return all(np.abs(curve(grid) - srgb.curves[0](grid)).max() < 2e-3 for curve in model.curves)
 

@@ -119,10 +119,11 @@ def display_p3_profile() -> bytes:
     return matrix_trc_profile("Display P3", DISPLAY_P3["primaries"], DISPLAY_P3["white"], _para_curve(*SRGB_PARA), version=4)
 
 
-def grey_profile(gamma: float = 1.8) -> bytes:
-    """A grey profile with a gamma ``kTRC``."""
-    tags = [(b"desc", _desc_v2(f"Grey gamma {gamma}")), (b"cprt", _text_v2("No copyright, use freely")),
-            (b"wtpt", _xyz(D50)), (b"kTRC", _gamma_curve(gamma))]
+def grey_profile(gamma: float = 1.8, *, srgb_curve: bool = False) -> bytes:
+    """A grey profile with a gamma ``kTRC``, or with the sRGB curve ("sGray")."""
+    name, curve = ("sGray", _para_curve(*SRGB_PARA)) if srgb_curve else (f"Grey gamma {gamma}", _gamma_curve(gamma))
+    tags = [(b"desc", _desc_v2(name)), (b"cprt", _text_v2("No copyright, use freely")),
+            (b"wtpt", _xyz(D50)), (b"kTRC", curve)]
     return _profile(b"GRAY", 0x02100000, tags)
 
 

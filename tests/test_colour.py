@@ -257,6 +257,8 @@ def test_untagged_and_srgb_tagged_images_are_unchanged_bit_for_bit(tmp_path, pho
     np.testing.assert_array_equal(srgb_jpeg, plain_jpeg)
     pixels16 = ramp16()
     assert to_srgb(pixels16, srgb_icc_profile(), "ramp") == (pixels16, None)
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    assert to_srgb(grey, icc.grey_profile(srgb_curve=True), "grey") == (grey, None)
 
 
 def test_a_broken_profile_is_noted_and_the_pixels_read_as_they_are(tmp_path, photo):
