@@ -39,8 +39,9 @@ class BankEntry:
         kind: KIND_TEXTURE, KIND_CIRCLE or KIND_GAUSSIAN.
         rgba: straight (non-premultiplied) RGBA in [0, 1], [H, W, 4]; None for analytic shapes.
             May require grad to learn the texture (torch backend).
-        source: where the bitmap came from (a path, "builtin:<name>", "text:<string>"), for
-            provenance in saved scenes.
+        source: where the bitmap came from (a path, "builtin:<name>", "text:<string>" or
+            "text:<string>@<font>|<font file>"), for provenance in saved scenes and for
+            re-making the bitmap (:meth:`TextureBank.rebuilt`); a spec :meth:`TextureBank.add` reads.
     """
 
     name: str
@@ -106,18 +107,26 @@ class TextureBank:
         """Add a shape named by ``spec``; returns its shape id.
 
         ``spec`` is an analytic shape (``circle``, ``gaussian``), a built-in primitive
-        (``diffbmp.primitives.builtin_names()``), ``text:<characters>`` for a font glyph
-        (drawn with ``font``, a .ttf/.otf path or installed font name; None: Pillow's built-in
-        font, which has the Latin letters, digits and punctuation), or the path of an image
-        (PNG, JPG, ...) or SVG file.
+        (``diffbmp.primitives.builtin_names()``), ``text:<characters>`` or
+        ``text:<characters>@<font>`` for glyphs, or the path of an image (PNG, JPG, ...) or
+        SVG file.
+
+        A text spec's font (after a single ``@``; ``@@`` is an at-sign, a lone ``text:@`` the
+        at-sign) is a family or full name (``DejaVu Serif``, looked up with fontconfig), a
+        font file name or a .ttf/.otf path; without one, ``font`` draws it (same forms; None:
+        Pillow's built-in font, which has the Latin letters, digits and punctuation). The
+        entry is named ``spec`` as written; its source keeps the font as asked and the file it
+        resolved to (see :func:`diffbmp.primitives.fonts.text_source`), so :meth:`rebuilt` uses it.
         """
-        from . import loaders, procedural
+        from . import fonts, loaders, procedural
 
         if spec in ANALYTIC_SHAPES:
             return self.add_analytic(spec)
         if spec.startswith(TEXT_PREFIX):
-            text = spec[len(TEXT_PREFIX):]
-            return self.add_texture(spec, loaders.render_text_rgba(text, font=font, size=texture_size), source=spec)
+            parsed = fonts.parse_text_spec(spec[len(TEXT_PREFIX):])
+            ref = fonts.resolve_font(parsed.font if parsed.font is not None else font)
+            rgba = loaders.render_text_rgba(parsed.text, font=ref, size=texture_size)
+            return self.add_texture(spec, rgba, source=fonts.text_source(parsed.text, ref))
         if spec in procedural.builtin_names():
             return self.add_texture(spec, procedural.make_builtin(spec, texture_size), source=f"builtin:{spec}")
         path = Path(spec).expanduser()
@@ -180,7 +189,9 @@ class TextureBank:
 
     def rebuilt(self, texture_size: int) -> "TextureBank":
         """The same shapes with bitmaps re-made at ``texture_size`` texels where their source
-        allows it (built-ins, text, files that still exist); other bitmaps are kept as they are.
+        allows it (built-ins, text in the font it was made with, files that still exist);
+        other bitmaps (a font or file this machine lacks, learned textures' sources that
+        fail) are kept as they are.
 
         Rendering a scene far larger than it was fitted wants sharper bitmaps than fitting did.
         """

@@ -8,7 +8,6 @@ failure is an :class:`~diffbmp.errors.InputError` that names the file (or font) 
 
 from __future__ import annotations
 
-import difflib
 import io
 import os
 from pathlib import Path
@@ -16,10 +15,14 @@ from typing import Union
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from ..errors import InputError, similar_files_hint
 from ..image_files import read_image
+from .fonts import FontRef, resolve_font
+from .glyphs import text_outline
+from .rasterise import render_svg_markup
+from .svg_stamps import svg_stamp
 
 __all__ = ["load_image_rgba", "load_svg_rgba", "render_text_rgba", "white_to_alpha"]
 
@@ -36,10 +39,6 @@ NEAR_WHITE = 0.9
 #: ... and the background is removed automatically when this share of the border is.
 WHITE_BORDER_SHARE = 0.85
 MAX_SIZE_LIMIT = 8192
-#: An SVG whose drawing covers a small part of its page is re-rendered at most this much
-#: larger, and never beyond this many pixels a side.
-MAX_SVG_ZOOM = 8.0
-MAX_SVG_RASTER = 8192
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -229,7 +228,9 @@ def load_svg_rgba(path: PathLike, *, size: int = 256) -> np.ndarray:
     """Rasterise an SVG file (with resvg) as straight RGBA float32 ``[h, w, 4]`` in [0, 1].
 
     The drawing is cropped to its visible content plus a small margin, and rendered at the
-    resolution that makes the longer side of that crop ``size`` texels (aspect kept).
+    resolution that makes the longer side of that crop ``size`` texels (aspect kept). The
+    bitmap is drawn from the markup :func:`diffbmp.primitives.svg_stamps.svg_stamp` makes
+    (the vector form the SVG export uses), supersampled.
 
     Raises:
         InputError: the file is missing, not valid SVG, or draws nothing visible.
@@ -237,109 +238,28 @@ def load_svg_rgba(path: PathLike, *, size: int = 256) -> np.ndarray:
     size = _check_size(size, "size")
     p = _existing_file(path, "SVG file")
     source = f"SVG file {str(p)!r}"
-    first = _render_svg(p, width=size)
-    if first.shape[0] > first.shape[1]:
-        first = _render_svg(p, height=size)
+    first = _render_svg(p, width=size)  # resvg's own verdict on the file first: its errors are the clearest
     if first.size == 0:
         raise InputError(f"{source} has zero size; give the <svg> a width, height or viewBox")
-    visible = first[..., 3] > VISIBLE_ALPHA
-    if not visible.any():
+    if not (first[..., 3] > VISIBLE_ALPHA).any():
         raise InputError(f"{source} is entirely transparent; it draws nothing visible")
-    # Render again, larger, so that the cropped content rather than the page gets `size`.
-    rows = np.flatnonzero(visible.any(axis=1))
-    cols = np.flatnonzero(visible.any(axis=0))
-    extent = max(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]) * (1.0 + 2.0 * CROP_MARGIN)
-    longer = max(first.shape[:2])
-    zoom = min(size / extent, MAX_SVG_ZOOM, MAX_SVG_RASTER / longer)
-    rgba = first
-    if zoom > 1.01:
-        if first.shape[1] >= first.shape[0]:
-            rgba = _render_svg(p, width=int(round(first.shape[1] * zoom)))
-        else:
-            rgba = _render_svg(p, height=int(round(first.shape[0] * zoom)))
-    return _crop_resize(rgba, size, source)
+    stamp = svg_stamp(p, size)
+    return _unpremultiply(np.clip(render_svg_markup(stamp.markup, stamp.width, stamp.height, what=source, system_fonts=True), 0.0, 1.0))
 
 
-_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts",
-              "/Library/Fonts", "/System/Library/Fonts", "~/Library/Fonts", "C:/Windows/Fonts")
-
-
-def _installed_fonts(limit: int = 2000) -> list[str]:
-    """Font file names under the usual system folders (for 'did you mean' hints)."""
-    found: list[str] = []
-    for folder in _FONT_DIRS:
-        root = Path(folder).expanduser()
-        if not root.is_dir():
-            continue
-        for dirpath, _, files in os.walk(root):
-            found.extend(f for f in files if f.lower().endswith((".ttf", ".otf", ".ttc")))
-            if len(found) >= limit:
-                return sorted(found)
-    return sorted(found)
-
-
-_FONT_HINT = ("Pass the path of a .ttf or .otf file, e.g. "
-              "font='/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf', or font=None for "
-              "Pillow's built-in font")
-
-
-def _load_font(font: str | None, px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    if font is None:
-        try:
-            return ImageFont.load_default(px)
-        except (OSError, ImportError, TypeError):  # Pillow without FreeType: fixed-size bitmap font
-            return ImageFont.load_default()
-    font = str(font)
-    looks_like_path = os.sep in font or "/" in font
-    if looks_like_path and not Path(font).expanduser().is_file():
-        raise InputError(f"font file {font!r} does not exist. {_FONT_HINT}")
-    try:
-        return ImageFont.truetype(str(Path(font).expanduser()) if looks_like_path else font, px)
-    except (OSError, ValueError) as exc:
-        close = difflib.get_close_matches(font, _installed_fonts(), n=3, cutoff=0.5)
-        hint = f" Installed fonts with a similar name: {', '.join(close)}." if close else ""
-        raise InputError(f"cannot load font {font!r} (Pillow reported: {exc}).{hint} {_FONT_HINT}") from None
-
-
-def _missing_characters(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> list[str]:
-    """The characters of ``text`` (spaces and line breaks aside) that the font has no glyph for,
-    by its character map (read with fontTools); a font would draw them as its "missing glyph"
-    box. Empty when the font's tables cannot be read (Pillow's fixed bitmap font)."""
-    from fontTools.ttLib import TTFont
-
-    source = getattr(font, "path", None)
-    if source is None:
-        return []
-    try:
-        if hasattr(source, "seek"):  # Pillow's built-in font, loaded from memory
-            source.seek(0)
-        cmap = TTFont(source, fontNumber=getattr(font, "index", 0), lazy=True).getBestCmap() or {}
-    except Exception:  # not a font fontTools reads: let the ink check below decide
-        return []
-    finally:
-        if hasattr(source, "seek"):
-            source.seek(0)
-    return [c for c in dict.fromkeys(text) if not c.isspace() and ord(c) not in cmap]
-
-
-def _draw_text(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> np.ndarray:
-    """Coverage (float, [0, 1]) of ``text`` drawn at the font's size, with room all round."""
-    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-    left, top, right, bottom = probe.multiline_textbbox((0, 0), text, font=font)
-    pad = 4 + (bottom - top) // 4  # glyphs may ink slightly outside their advertised box
-    canvas = Image.new("L", (int(right - left) + 2 * pad, int(bottom - top) + 2 * pad), 0)
-    ImageDraw.Draw(canvas).multiline_text((pad - left, pad - top), text, font=font, fill=255)
-    return np.asarray(canvas, dtype=np.float32) / 255.0
-
-
-def render_text_rgba(text: str, *, font: str | None = None, size: int = 128) -> np.ndarray:
+def render_text_rgba(text: str, *, font: str | FontRef | None = None, size: int = 128) -> np.ndarray:
     """Render a glyph or short string as white RGBA float32 ``[h, w, 4]`` with alpha coverage.
+
+    The bitmap is rasterised (supersampled) from the text's outlines
+    (:func:`diffbmp.primitives.glyphs.text_outline`), the vector form the SVG export uses.
 
     Args:
         text: the characters to draw (letters, digits, punctuation, any Unicode the font has;
             ``\\n`` starts a new line).
-        font: a .ttf/.otf path, or a font file name Pillow can find (e.g. ``"DejaVuSans"``);
-            ``None`` uses Pillow's built-in scalable font.
+        font: a font family or full name (``"DejaVu Serif"``), a font file name
+            (``"DejaVuSans.ttf"``), a .ttf/.otf path, or a resolved
+            :class:`~diffbmp.primitives.fonts.FontRef`; ``None`` uses Pillow's built-in
+            scalable font (see :func:`diffbmp.primitives.fonts.resolve_font`).
         size: the longer side of the result in texels: the ink is scaled to fill it, less a
             small transparent margin.
 
@@ -352,45 +272,10 @@ def render_text_rgba(text: str, *, font: str | None = None, size: int = 128) -> 
         raise InputError(f"text must be a string, got {type(text).__name__}")
     if not text.strip():
         raise InputError(f"text {text!r} has no visible characters; there is nothing to draw")
-    margin = max(1, int(round(CROP_MARGIN * size)))
-    inner = size - 2 * margin
-    # Measure the ink at a probe size, then draw again at the size that fills `inner`.
-    probe_px = 64
-    probe_font = _load_font(font, probe_px)
-    missing = _missing_characters(text, probe_font)
-    if missing:
-        names = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing)
-        raise InputError(f"the font {font or 'built-in'!r} has no glyph for {names}: it would draw its 'missing glyph' "
-                         "box instead. Choose a font that covers these characters: the config key text_font, or "
-                         "font='path/to/font.ttf' in Python")
-    coverage = _draw_text(text, probe_font)
-    ink = coverage > VISIBLE_ALPHA
-    if not ink.any():
-        raise InputError(f"the font {font or 'built-in'!r} has no visible glyph for {text!r}; "
-                         "pass a .ttf/.otf font that covers these characters")
-    rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
-    extent = max(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0])
-    px = max(1, int(probe_px * inner / extent))
-    coverage = _draw_text(text, _load_font(font, px))
-    ink = coverage > VISIBLE_ALPHA
-    rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
-    coverage = coverage[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    h, w = coverage.shape
-    # Hinting can make the ink a texel or two larger than predicted, and a bitmap font
-    # ignores the size: rescale when it is off by more than that.
-    if max(h, w) > inner or max(h, w) < inner - 2:
-        scale = inner / max(h, w)
-        dsize = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
-        method = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_CUBIC
-        coverage = np.clip(cv2.resize(coverage, dsize, interpolation=method), 0.0, 1.0)
-        h, w = coverage.shape
-    # Pad to exactly `size` along the longer side (the margin takes the last texels).
-    extra = inner - max(h, w)
-    pad_y = (margin + extra // 2, margin + extra - extra // 2) if h >= w else (margin, margin)
-    pad_x = (margin + extra // 2, margin + extra - extra // 2) if w > h else (margin, margin)
-    alpha = np.pad(coverage, (pad_y, pad_x))
-    out = np.ones(alpha.shape + (4,), dtype=np.float32)
-    out[..., 3] = alpha
+    ref = font if isinstance(font, FontRef) else resolve_font(font)
+    outline = text_outline(text, ref, size)
+    coverage = render_svg_markup(f'<path d="{outline.d}"/>', outline.width, outline.height,
+                                 what=f"the text {text!r}")[..., 3]
+    out = np.ones(coverage.shape + (4,), dtype=np.float32)
+    out[..., 3] = np.clip(coverage, 0.0, 1.0)
     return out
