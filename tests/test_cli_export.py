@@ -217,11 +217,14 @@ def test_select_subsets(staged, tmp_path, capsys):
     assert code == 0 and [name.split(" ")[0] for name in pixel_names(out)][1:] == [f"{n:04d}" for n in expected]
     # The same subset in SVG and PNG: the PNG is the subset's render.
     out = tmp_path / "sub"
-    code, _, _ = run(capsys, "export", path, "--format", "png,svg", "-o", out, "--select", "index=0-3,12")
+    code, _, _ = run(capsys, "export", path, "--format", "png,svg,json", "-o", out, "--select", "index=0-3,12")
     subset = scene.select(torch.tensor([0, 1, 2, 3, 12]))
     reference = np.clip(np.rint(subset.render()[0].numpy() * 255), 0, 255)
     assert code == 0 and np.abs(np.asarray(Image.open(tmp_path / "sub.png")).astype(int) - reference).max() <= 1
     assert (tmp_path / "sub.svg").read_text().count("<ellipse") + (tmp_path / "sub.svg").read_text().count("<rect") >= 5
+    data = json.loads((tmp_path / "sub.json").read_text())
+    assert len(data["primitives"]) == 5
+    assert data["metadata"]["selection"] == {"indices": [0, 1, 2, 3, 12], "count": 16, "selections": ["index=0-3,12"]}
 
 
 def test_groups_by_stage_from_the_command_line(staged, tmp_path, capsys):
