@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--group-size", type=non_negative_int, default=None, metavar="K",
                         help="psd: at most K layers directly in a group; bigger groups get sub-groups (default 500; 0: no limit)")
     parser.add_argument("--transparent", action="store_true", default=None, help="psd, png, svg: leave out the background")
-    parser.add_argument("--dpi", type=dpi_value, default=None, help="psd, png: resolution written in the file (default 72)")
+    parser.add_argument("--dpi", type=dpi_value, default=None, help="psd, png: resolution written in the file, pixels per inch (psd default 72; png: none unless given)")
     parser.add_argument("--blur", type=non_negative_float, default=None, help="psd, png, svg: soft-rasterization width in scene pixels (default 0)")
     parser.add_argument("--embed-textures", action="store_true", default=None, help="json: include the bitmaps as base64 PNGs")
     parser.set_defaults(handler=run)
