@@ -124,7 +124,13 @@ class TextureBank:
             return self.add_analytic(spec)
         if spec.startswith(TEXT_PREFIX):
             parsed = fonts.parse_text_spec(spec[len(TEXT_PREFIX):])
-            ref = fonts.resolve_font(parsed.font if parsed.font is not None else font)
+            try:
+                ref = fonts.resolve_font(parsed.font if parsed.font is not None else font)
+            except InputError as error:
+                if parsed.font is None:
+                    raise
+                raise InputError(f"{error} (In {spec!r} the font is named after a single '@'; write '@@' for an "
+                                 "at-sign in the text, e.g. 'text:me@@home'.)") from None
             rgba = loaders.render_text_rgba(parsed.text, font=ref, size=texture_size)
             return self.add_texture(spec, rgba, source=fonts.text_source(parsed.text, ref))
         if spec in procedural.builtin_names():

@@ -54,8 +54,8 @@ GENERIC_FAMILIES = {"serif", "sans-serif", "sans", "sansserif", "monospace", "mo
 FILE_SEPARATOR = "|"
 
 FONT_HINT = ("Name an installed font family (e.g. 'DejaVu Serif'; `fc-list : family` lists them), "
-             "or pass the path of a .ttf or .otf file, e.g. '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'; "
-             "no font uses Pillow's built-in one")
+             "or pass the path of a .ttf or .otf file, e.g. '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf' "
+             "(without a font, Pillow's built-in one draws the text)")
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,8 @@ def parse_text_spec(body: str) -> TextSpec:
 
 
 def format_text(text: str) -> str:
-    """``text`` written for a spec: every ``@`` doubled (a lone ``@`` stays as it is)."""
-    return "@" if text == "@" else text.replace("@", "@@")
+    """``text`` written for a spec: every ``@`` doubled."""
+    return text.replace("@", "@@")
 
 
 def text_source(text: str, font: FontRef) -> str:
