@@ -10,13 +10,15 @@ suggests the nearest valid key for a misspelt one.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import typing
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import ConfigError
 
@@ -207,6 +209,36 @@ class BudgetConfig(_Section):
         return self.psnr is not None or self.ssim is not None or self.max_seconds is not None
 
 
+class ShapeConstraint(_Section):
+    """What the primitives of the shapes a `constraints` pattern matches may do (enforced exactly, see docs/fitting.md)."""
+
+    rotation: Optional[Union[Literal["free", "upright"], float, list[float]]] = Field(
+        None, description="free; upright (never turned); a number of degrees: the largest turn either way (0: upright); "
+        "[low, high]: a range in degrees within [-180, 180]; null: as an earlier matching pattern says (else free)")
+    aspect: Optional[Literal["free", "keep"]] = Field(
+        None, description="free; keep: the shape's own width/height (circles stay circles, a glyph keeps its "
+        "proportions); null: as an earlier matching pattern says (else free)")
+
+    @field_validator("rotation", mode="before")
+    @classmethod
+    def _rotation(cls, value: Any) -> Any:
+        if value is None or value in ("free", "upright"):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not (math.isfinite(value) and 0 <= value < 180):
+                raise ValueError("the largest turn either way is a number of degrees from 0 (upright) to below 180; "
+                                 "write free for no limit")
+            return value
+        if isinstance(value, (list, tuple)) and len(value) == 2 \
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+            low, high = value
+            if not -180 <= low < high <= 180:
+                raise ValueError("a rotation range [low, high] needs -180 <= low < high <= 180 (degrees)")
+            return [low, high]
+        raise ValueError("rotation is free, upright, a number of degrees (the largest turn either way) or a range "
+                         "[low, high] in degrees")
+
+
 class MinibatchConfig(_Section):
     """Random crops of the canvas per step, for very large targets."""
 
@@ -309,6 +341,10 @@ class FitConfig(_Section):
     texture_size: int = Field(128, ge=8, le=4096, description="longer side of bitmap primitives, texels")
     text_font: Optional[str] = Field(None, description="font of `text:` primitives: a .ttf/.otf path or an installed "
                                      "font's file name (null: Pillow's built-in font: Latin letters, digits, punctuation)")
+    constraints: dict[str, ShapeConstraint] = Field(
+        default_factory=dict, description="per-shape rotation and aspect constraints: a shape of `primitives` (or a "
+        "pattern such as 'text:*') -> {rotation: ..., aspect: ...}, e.g. {circle: {aspect: keep}}; later patterns "
+        "override earlier ones")
     n: int = Field(1000, ge=1, le=10**7, description="number of primitives")
     steps: int = Field(500, ge=1, le=10**8, description="optimisation steps")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed: the same seed, config, backend and machine give the same result")
@@ -337,6 +373,33 @@ class FitConfig(_Section):
     @classmethod
     def _one_primitive(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _constraint_entries(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError("constraints maps shapes to {rotation: ..., aspect: ...}, e.g. {circle: {aspect: keep}}")
+        for pattern, rule in value.items():
+            if not isinstance(pattern, str) or not pattern:
+                raise ValueError(f"the shape {pattern!r} is not a name or pattern of `primitives`")
+            if not isinstance(rule, (dict, BaseModel)):
+                raise ValueError(f"the shape {pattern!r} maps to {rule!r}; give {{rotation: ..., aspect: ...}}, "
+                                 "e.g. {aspect: keep}")
+        return value
+
+    @field_validator("constraints")
+    @classmethod
+    def _patterns_match(cls, value: dict[str, "ShapeConstraint"], info: ValidationInfo) -> dict[str, "ShapeConstraint"]:
+        primitives = info.data.get("primitives")
+        if primitives is None:
+            return value  # the primitives are wrong themselves: that error is reported
+        for pattern in value:
+            if not any(fnmatchcase(spec, pattern) for spec in primitives):
+                raise ValueError(f"the shape pattern {pattern!r} matches none of the primitives ({', '.join(primitives)}); "
+                                 "name one of them, or a pattern such as 'text:*'")
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML/JSON types only)."""
@@ -389,19 +452,35 @@ def parse_color(value: Any) -> tuple[float, float, float]:
 
 
 # ----------------------------------------------------------------------------- errors
+def _mapped_model(annotation: Any) -> type[BaseModel] | None:
+    """The value model of a ``dict[str, Model]`` field (a section keyed by names), else None."""
+    if typing.get_origin(annotation) is dict:
+        args = typing.get_args(annotation)
+        if len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], BaseModel):
+            return args[1]
+    return None
+
+
 def _model_at(location: Sequence[Any]) -> type[BaseModel] | None:
-    """The section model found by following ``location`` (field names) from FitConfig."""
+    """The section model found by following ``location`` (field names, and the keys of a
+    section keyed by names such as ``constraints``) from FitConfig."""
     model: type[BaseModel] = FitConfig
+    keyed: type[BaseModel] | None = None  # set after a keyed section: the next part is a key
     for part in location:
+        if keyed is not None:
+            model, keyed = keyed, None
+            continue
         field = model.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             return None
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
+        elif _mapped_model(annotation) is not None:
+            keyed = _mapped_model(annotation)
         else:
             return None
-    return model
+    return None if keyed is not None else model
 
 
 def _dotted(location: Sequence[Any]) -> str:
@@ -445,6 +524,9 @@ def _literal_choices(location: Sequence[Any]) -> list[str]:
     if field is None:
         return []
     annotation = field.annotation
+    if typing.get_origin(annotation) is Union:  # Optional[Literal[...]] and the like
+        literals = [a for a in typing.get_args(annotation) if typing.get_origin(a) is Literal]
+        annotation = literals[0] if len(literals) == 1 else annotation
     if typing.get_origin(annotation) is Literal:
         return [str(v) for v in typing.get_args(annotation)]
     return []
@@ -454,7 +536,12 @@ def _clean_location(loc: Sequence[Any]) -> list[Any]:
     """The location without the tags pydantic adds for union members (e.g. 'str', 'list[float]')."""
     out: list[Any] = []
     model: type[BaseModel] | None = FitConfig
+    keyed: type[BaseModel] | None = None  # after a keyed section (constraints): the next part is a key
     for part in loc:
+        if keyed is not None:
+            out.append(part)
+            model, keyed = keyed, None
+            continue
         if isinstance(part, int):
             out.append(part)
             continue
@@ -463,6 +550,7 @@ def _clean_location(loc: Sequence[Any]) -> list[Any]:
         out.append(part)
         field = model.model_fields.get(part)
         annotation = field.annotation if field is not None else None
+        keyed = _mapped_model(annotation)
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return out
 
@@ -629,7 +717,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             child = node.get(part)
             known = _model_at(parts[:depth])
             field = known.model_fields.get(part) if known is not None else None
-            is_section = field is not None and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+            is_section = field is not None and (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+                                                or _mapped_model(field.annotation) is not None)
             if child is None and field is not None and not is_section:
                 child = ""  # a plain value in the schema: it has no keys to set
             if child is None:
@@ -728,6 +817,8 @@ def _type_name(annotation: Any) -> str:
         return f"list of {_type_name(args[0])}" if args else "list"
     if annotation is Any:
         return "any"
+    if _mapped_model(annotation) is not None:
+        return "mapping of shape to section"
     return getattr(annotation, "__name__", str(annotation))
 
 
@@ -743,6 +834,9 @@ def config_reference() -> str:
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 nested.append((name, annotation))
                 continue
+            keyed = _mapped_model(annotation)
+            if keyed is not None:
+                nested.append((f"{name}.<shape>", keyed))
             default = field.get_default(call_default_factory=True)
             low_high = []
             for item in field.metadata:

@@ -18,6 +18,9 @@ the generator's state can be resumed exactly.
 
 Shape ids are drawn from the bank (uniform or weighted) and a bitmap keeps its natural
 aspect ratio ``entry.aspect`` (the ratio ``sx / sy``) while its area follows the size rule.
+With ``constraints`` (:class:`~diffbmp.constraints.ShapeConstraints`) the scene carries them
+and its raw values come from the inverse maps: a rotation outside a shape's range starts at
+the range's centre, a kept aspect is the shape's own.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from .constraints import ShapeConstraints
 from .errors import InputError
 from .primitives import TextureBank
 from .scene import Scene
@@ -226,6 +230,7 @@ def _build(
     shape_weights: Sequence[float] | None,
     aspect: float | None,
     order: str,
+    constraints: ShapeConstraints | None = None,
 ) -> Scene:
     """A scene of primitives at ``points`` with area-equivalent radii ``radii``."""
     n = int(points.shape[0])
@@ -259,7 +264,7 @@ def _build(
         # Large primitives at the bottom, details on top (stable, so ties keep their draw order).
         area = (scales[:, 0] * scales[:, 1]).double()
         scene = scene.select(torch.sort(-area, stable=True).indices)
-    return scene
+    return scene.with_constraints(constraints, start=True)
 
 
 def _structure_angles(analysis: TargetAnalysis, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -295,6 +300,7 @@ def random_init(
     aspect: float | None = None,
     min_size: float = 0.5,
     max_size: float | None = None,
+    constraints: ShapeConstraints | None = None,
 ) -> Scene:
     """``n`` primitives at uniform random positions (inside the support) and random angles.
 
@@ -308,7 +314,8 @@ def random_init(
     radii = _clamp_radii(base * jitter.exp(), analysis, min_size, max_size)
     angles = (torch.rand(n, generator=generator) * 2 - 1) * math.pi
     return _build(analysis, bank, points, radii, angles, generator, opacity=opacity, colors=colors, beta=beta,
-                  shape_weights=shape_weights, aspect=aspect, order="none")
+                  shape_weights=shape_weights, aspect=aspect, order="none",
+                  constraints=constraints)
 
 
 def _clamp_radii(radii: torch.Tensor, analysis: TargetAnalysis, min_size: float, max_size: float | None) -> torch.Tensor:
@@ -332,6 +339,7 @@ def structure_init(
     aspect: float | None = None,
     min_size: float = 0.5,
     max_size: float | None = None,
+    constraints: ShapeConstraints | None = None,
 ) -> Scene:
     """``n`` primitives placed, sized, turned and coloured by the target's structure.
 
@@ -346,6 +354,7 @@ def structure_init(
         shape_weights: relative frequency of each bank entry (default uniform).
         aspect: sx / sy of every primitive (default: each entry's natural aspect).
         min_size, max_size: bounds of the radius in pixels (default max: a quarter canvas).
+        constraints: rotation and aspect constraints the scene carries (None: none).
     """
     n = _check_n(n)
     if not 0.0 <= detail_mix <= 1.0:
@@ -366,7 +375,8 @@ def structure_init(
     radii = _clamp_radii(radii, analysis, min_size, max_size)
     angles = _structure_angles(analysis, points, generator)
     return _build(analysis, bank, points, radii, angles, generator, opacity=opacity, colors=colors, beta=beta,
-                  shape_weights=shape_weights, aspect=aspect, order="size")
+                  shape_weights=shape_weights, aspect=aspect, order="size",
+                  constraints=constraints)
 
 
 def error_map(render: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> np.ndarray:
@@ -393,6 +403,7 @@ def error_init(
     aspect: float | None = None,
     min_size: float = 0.5,
     max_size: float | None = None,
+    constraints: ShapeConstraints | None = None,
 ) -> Scene:
     """``n`` primitives where ``error`` [H, W] is largest, sized by the error blob around each.
 
@@ -433,7 +444,8 @@ def error_init(
     radii = _clamp_radii(radii, analysis, min_size, max_size)
     angles = _structure_angles(analysis, points, generator)
     return _build(analysis, bank, points, radii, angles, generator, opacity=opacity, colors=colors, beta=beta,
-                  shape_weights=shape_weights, aspect=aspect, order="size")
+                  shape_weights=shape_weights, aspect=aspect, order="size",
+                  constraints=constraints)
 
 
 def initialise(

@@ -6,8 +6,8 @@ Raw parameters and activations:
 | raw tensor | shape | activation | activated |
 | --- | --- | --- | --- |
 | ``means`` | [N, 2] | identity | centre in canvas pixels |
-| ``log_scales`` | [N, 2] | exp | half-extents in pixels |
-| ``rotations`` | [N] | identity | radians |
+| ``log_scales`` | [N, 2] | exp (after the aspect constraint) | half-extents in pixels |
+| ``rotations`` | [N] | identity (or the rotation constraint) | radians |
 | ``color_logits`` | [N, 3] | sigmoid | tint in [0, 1] |
 | ``opacity_logits`` | [N] | sigmoid | opacity in [0, 1] |
 | ``beta_logits`` | [N] | sigmoid | colour blend in [0, 1] (-inf gives exactly 0) |
@@ -24,6 +24,12 @@ primitive, painted on top); of a split primitive's two children, the first keeps
 parent's stage and the second takes the round's. Scenes made otherwise (``from_params``,
 scene files written before the array existed) have stage 0 everywhere. Stages never affect
 rendering.
+
+``constraints`` (a :class:`~diffbmp.constraints.ShapeConstraints`, one entry per bank shape,
+or None) bounds rotations (upright, or within a range) and keeps aspects (a circle stays a
+circle, a glyph keeps its proportions) exactly, through the activations of ``rotations`` and
+``log_scales`` (the maps are in :mod:`diffbmp.constraints`): whatever the raw values, the
+activated ones keep them. Without constraints the activations are the plain ones above.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import torch
 
 from ._tempfiles import temporary_for, writing
 from .errors import InputError
+from .constraints import ShapeConstraints
 from .params import PrimitiveParams
 from .primitives import BankEntry, TextureBank
 from .render import composite
@@ -48,7 +55,9 @@ from .render import composite
 __all__ = ["Scene", "SCENE_FORMAT", "SCENE_FORMAT_VERSION", "logit"]
 
 SCENE_FORMAT = "diffbmp-scene"
-SCENE_FORMAT_VERSION = 1
+#: The newest scene format this version reads. Version 2 added shape constraints; a scene
+#: without constraints is written as version 1, which diffbmp before it reads too.
+SCENE_FORMAT_VERSION = 2
 #: The most pixels a render or an export makes at once (a 16384 x 16384 canvas): beyond it the
 #: memory needed (16 bytes a pixel and more) is refused before anything is allocated.
 MAX_RENDER_PIXELS = 16384 * 16384
@@ -89,10 +98,18 @@ class Scene:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: [N] int64: the fit's stage that added each primitive (None: stage 0 for all).
     stages: torch.Tensor | None = None
+    #: Rotation and aspect constraints, one per bank shape (None: none).
+    constraints: ShapeConstraints | None = None
 
     def __post_init__(self) -> None:
         if self.stages is None:
             self.stages = torch.zeros(self.means.shape[0], dtype=torch.long, device=self.means.device)
+        self._check_constraints(self.constraints)
+
+    def _check_constraints(self, constraints: ShapeConstraints | None) -> None:
+        if constraints is not None and len(constraints) != len(self.bank):
+            raise InputError(f"the scene's constraints are for {len(constraints)} shapes but its bank has "
+                             f"{len(self.bank)} ({', '.join(self.bank.names)}); give one constraint per shape")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -105,10 +122,14 @@ class Scene:
         background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
         *,
         stages: torch.Tensor | None = None,
+        constraints: ShapeConstraints | None = None,
     ) -> "Scene":
         """A scene whose activated parameters are ``params`` (up to the logit clamp).
 
         ``stages`` ([N] whole numbers >= 0) gives each primitive's stage (default: all 0).
+        With ``constraints``, the raw tensors are set so that :meth:`params` gives ``params``
+        back wherever they keep the constraints (elsewhere the nearest that does: a rotation
+        outside a range its nearer bound, a kept aspect the geometric mean size).
         """
         params.validate(len(bank))
         detach = lambda t: t.detach().clone()  # noqa: E731
@@ -123,7 +144,7 @@ class Scene:
                 raise InputError(f"stages must be {len(params)} whole numbers >= 0 (one per primitive), got "
                                  f"{stages.dtype} of shape {list(stages.shape)}")
             stages = stages.detach().clone().long().to(params.device)
-        return cls(
+        scene = cls(
             height=int(height),
             width=int(width),
             bank=bank,
@@ -137,6 +158,9 @@ class Scene:
             background_logits=logit(background.detach().clone()),
             stages=stages,
         )
+        if constraints is None:
+            return scene
+        return scene._under(constraints, params.scales.detach(), params.rotations.detach(), start=False)
 
     @classmethod
     def empty(cls, bank: TextureBank, height: int, width: int, background=(1.0, 1.0, 1.0)) -> "Scene":
@@ -155,10 +179,16 @@ class Scene:
 
     def params(self) -> PrimitiveParams:
         """The activated parameters (differentiable with respect to the raw tensors)."""
+        constraints = self.constraints
+        if constraints is None:
+            rotations, log_scales = self.rotations, self.log_scales
+        else:
+            rotations = constraints.rotations(self.rotations, self.shape_ids)
+            log_scales = constraints.log_scales(self.log_scales, self.shape_ids)
         return PrimitiveParams(
             means=self.means,
-            rotations=self.rotations,
-            scales=torch.exp(self.log_scales),
+            rotations=rotations,
+            scales=torch.exp(log_scales),
             colors=torch.sigmoid(self.color_logits),
             opacities=torch.sigmoid(self.opacity_logits),
             shape_ids=self.shape_ids,
@@ -172,6 +202,46 @@ class Scene:
     def raw_tensors(self) -> dict[str, torch.Tensor]:
         """The optimisable tensors by name (including ``background_logits``)."""
         return {name: getattr(self, name) for name in (*_RAW_NAMES, "background_logits")}
+
+    # ------------------------------------------------------------------ constraints
+    def with_constraints(self, constraints: ShapeConstraints | None, *, start: bool = False) -> "Scene":
+        """This scene under ``constraints`` (None: none): the raw rotations and log scales are
+        set from the activated ones by the inverse maps, so that where the primitives already
+        keep the constraints they stay as they are (see :meth:`from_params`). The same
+        constraints give this scene back unchanged.
+
+        ``start``: for primitives about to be optimised, a rotation outside its range starts
+        at the range's centre and one inside it a little inside its bounds
+        (:meth:`~diffbmp.constraints.ShapeConstraints.raw_rotations`).
+        """
+        if constraints == self.constraints:
+            return self
+        with torch.no_grad():
+            params = self.params()
+            return self._under(constraints, params.scales, params.rotations, start=start)
+
+    def _under(self, constraints: ShapeConstraints | None, scales: torch.Tensor, rotations: torch.Tensor, *,
+               start: bool) -> "Scene":
+        """This scene under ``constraints``, its primitives with activated ``scales`` and ``rotations``."""
+        self._check_constraints(constraints)
+        with torch.no_grad():
+            if constraints is None:
+                log_scales = scales.log()
+            else:
+                log_scales = constraints.raw_log_scales(scales, self.shape_ids)
+                rotations = constraints.raw_rotations(rotations, self.shape_ids, start=start)
+        return self._replace(log_scales=log_scales.contiguous(), rotations=rotations.clone().contiguous(),
+                             constraints=constraints)
+
+    def raw_geometry(self, scales: torch.Tensor, rotations: torch.Tensor, shape_ids: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw (log scales, rotations) of primitives of ``shape_ids`` whose activated half-extents
+        are ``scales`` and rotations ``rotations`` under this scene's constraints (for edits of
+        the raw tensors, e.g. splitting a primitive)."""
+        if self.constraints is None:
+            return scales.log(), rotations
+        return (self.constraints.raw_log_scales(scales, shape_ids),
+                self.constraints.raw_rotations(rotations, shape_ids))
 
     # ------------------------------------------------------------------ editing
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Scene":
@@ -196,6 +266,9 @@ class Scene:
         """This scene's primitives followed (painted on top) by ``other``'s."""
         if other.bank is not self.bank and other.bank.names != self.bank.names:
             raise InputError("scenes can only be joined when they share a texture bank")
+        if other.constraints != self.constraints:
+            raise InputError("scenes can only be joined when they have the same constraints; give the other "
+                             "scene this one's first with other.with_constraints(scene.constraints)")
         joined = {n: torch.cat([getattr(self, n), getattr(other, n).to(getattr(self, n))]) for n in _RAW_NAMES}
         return self._replace(**joined, shape_ids=torch.cat([self.shape_ids, other.shape_ids.to(self.shape_ids.device)]),
                              stages=torch.cat([self.stages, other.stages.to(self.stages.device)]))
@@ -292,13 +365,15 @@ class Scene:
             bank_index.append({"name": entry.name, "kind": entry.kind, "source": entry.source})
             if entry.rgba is not None:
                 arrays[f"texture_{i}"] = entry.rgba.detach().cpu().float().numpy()
+        constrained = self.constraints is not None
         header = {
             "format": SCENE_FORMAT,
-            "version": SCENE_FORMAT_VERSION,
+            "version": SCENE_FORMAT_VERSION if constrained else 1,
             "height": self.height,
             "width": self.width,
             "bank": bank_index,
             "metadata": self.metadata,
+            **({"constraints": self.constraints.to_json()} if constrained else {}),
         }
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         with writing(path):
@@ -364,6 +439,7 @@ class Scene:
             metadata=header.get("metadata", {}),
             # Files written before stages were recorded have none: stage 0 everywhere.
             stages=torch.from_numpy(arrays["stages"].astype(np.int64)).to(device) if "stages" in arrays else None,
+            constraints=None if header.get("constraints") is None else ShapeConstraints.from_json(header["constraints"], len(entries)),
         )
 
 
@@ -393,6 +469,11 @@ def _scene_file_problem(header: dict, arrays: dict[str, np.ndarray]) -> str | No
                 return f"the bitmap of primitive {index} ({info['name']!r}) is missing or not RGBA values in [0, 1]"
     if not isinstance(header.get("metadata", {}), dict):
         return "its metadata is not a mapping"
+    if header.get("constraints") is not None:
+        try:
+            ShapeConstraints.from_json(header["constraints"], len(bank))
+        except InputError as error:
+            return str(error)
     ids = arrays.get("shape_ids")
     if ids is None or ids.ndim != 1 or ids.dtype.kind not in "iu":
         return "its shape ids are missing or not whole numbers"

@@ -27,9 +27,10 @@ from ..errors import ConfigError, OutputError
 from ..losses import mse, ssim_loss
 from ..primitives import TextureBank
 from ..scene import Scene
-from ..targets import SKIMAGE_PREFIX, Target, load_map, load_target, skimage_file
+from ..targets import Target, load_map, load_target
 from .budget import ROUND_COLUMNS
 from .loop import Fitter, StepInfo
+from .shapes import build_bank
 from .recording import frame_paths, to_uint8, write_animation, write_png
 from .runfolder import RunFolder, write_csv
 
@@ -262,21 +263,11 @@ def _messages(quiet: bool) -> Callable[[str], None]:
     return lambda message: print(f"diffbmp: {message}", file=sys.stderr, flush=True)
 
 
-def build_bank(config: FitConfig) -> TextureBank:
-    """The texture bank of ``config.primitives``."""
-    return TextureBank.from_names(_primitive_specs(config.primitives), texture_size=config.texture_size, font=config.text_font)
-
-
 def check_shape_weights(config: FitConfig, bank: TextureBank) -> None:
     """ConfigError unless ``init.shape_weights`` has one weight per primitive of the bank."""
     if config.init.shape_weights is not None and len(config.init.shape_weights) != len(bank):
         raise ConfigError(f"init.shape_weights has {len(config.init.shape_weights)} values but there are {len(bank)} "
                           f"primitives ({', '.join(bank.names)}); give one weight per primitive")
-
-
-def _primitive_specs(specs: Sequence[str]) -> list[str]:
-    """Primitive names with ``skimage:<name>`` turned into the bundled image's file."""
-    return [str(skimage_file(spec[len(SKIMAGE_PREFIX):])) if spec.startswith(SKIMAGE_PREFIX) else spec for spec in specs]
 
 
 def _map(spec: Any, height: int, width: int, what: str) -> torch.Tensor | None:

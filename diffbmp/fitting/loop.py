@@ -45,6 +45,7 @@ from .optim import RowAdam
 from .rounds import plan_rounds, relocation_steps, removal_harm, search_settings
 from .schedules import blur_at, lr_factor
 from .search import ShapeSearch
+from .shapes import fit_constraints
 from .densify import split_choice, split_geometry
 from .trim import estimated_removal_harm, largest_removal
 
@@ -189,6 +190,9 @@ class Fitter:
         self.backend = backend
         self.target = target.to(device)
         self.bank = bank
+        #: The rotation and aspect constraints of ``config.constraints`` (None: none); every
+        #: scene of the fit carries them, so they hold exactly through its activations.
+        self.constraints = fit_constraints(config, bank)
         self.prepared = bank.prepare(device, torch.float32)
         self.height, self.width = target.height, target.width
         self.side = float(max(self.height, self.width))
@@ -288,7 +292,7 @@ class Fitter:
         init = self.config.init
         return dict(
             opacity=init.opacity, colors=init.colors, beta=init.beta, shape_weights=init.shape_weights,
-            aspect=init.aspect, min_size=init.min_size, max_size=max_size_px,
+            aspect=init.aspect, min_size=init.min_size, max_size=max_size_px, constraints=self.constraints,
         )
 
     def initialise(self) -> None:
@@ -356,7 +360,9 @@ class Fitter:
             self.row_state[name] = tensor
 
     def _on_device(self, scene: Scene) -> Scene:
-        return scene.to(self.device, torch.float32)
+        """``scene`` on the fit's device, under the fit's constraints (new primitives start
+        inside their rotation ranges, see Scene.with_constraints)."""
+        return scene.to(self.device, torch.float32).with_constraints(self.constraints, start=True)
 
     def _prepare_tensors(self) -> None:
         """Make the optimised raw tensors leaves that require grad (after any row edit)."""
@@ -440,6 +446,7 @@ class Fitter:
             height=self.height, width=self.width, bank=self.bank, shape_ids=state["shape_ids"].to(self.device),
             **{name: tensor.to(self.device) for name, tensor in raw.items()},
             stages=None if stages is None else stages.long().to(self.device),
+            constraints=self.constraints,  # the raw tensors were saved under them
         )
         self.optimizer.load_state_dict({k: v.to(self.device) for k, v in state["optimizer"].items()})
         self.generator.set_state(state["generator"])
@@ -592,13 +599,18 @@ class Fitter:
     def _clamp(self) -> None:
         scene = self.scene
         limits = self.config.limits
-        scene.log_scales.clamp_(math.log(limits.min_scale), math.log(limits.max_scale * self.side))
+        low, high = math.log(limits.min_scale), math.log(limits.max_scale * self.side)
+        if self.constraints is None:
+            scene.log_scales.clamp_(low, high)
+            scene.rotations.copy_(torch.remainder(scene.rotations + math.pi, 2 * math.pi) - math.pi)
+        else:
+            # The activated half-extents keep the bounds and the raw rotations stay where the maps are steep.
+            self.constraints.clamp_(scene.log_scales, scene.rotations, scene.shape_ids, low, high)
         margin = limits.margin * self.side
         scene.means[:, 0].clamp_(-margin, self.width + margin)
         scene.means[:, 1].clamp_(-margin, self.height + margin)
         scene.color_logits.clamp_(-_COLOR_LOGIT_BOUND, _COLOR_LOGIT_BOUND)
         scene.opacity_logits.clamp_(-_OPACITY_LOGIT_BOUND, _OPACITY_LOGIT_BOUND)
-        scene.rotations.copy_(torch.remainder(scene.rotations + math.pi, 2 * math.pi) - math.pi)
         if self.learn_beta:
             scene.beta_logits.clamp_(-_OPACITY_LOGIT_BOUND, _OPACITY_LOGIT_BOUND)
 
@@ -808,9 +820,11 @@ class Fitter:
         parents = copies - 1
         self._select_rows(order)
         scene = self.scene
-        first, second, scales = split_geometry(scene.means[parents], scene.log_scales[parents].exp(), scene.rotations[parents])
+        activated = scene.params()  # the children are placed by the painted geometry, whatever the constraints
+        first, second, scales = split_geometry(scene.means[parents], activated.scales[parents], activated.rotations[parents])
         scene.means[parents], scene.means[copies] = first, second
-        scene.log_scales[parents] = scene.log_scales[copies] = scales.log()
+        scene.log_scales[parents] = scene.log_scales[copies] = scene.raw_geometry(scales, activated.rotations[parents],
+                                                                                   scene.shape_ids[parents])[0]
         scene.stages[copies] = stage
         self.optimizer.reset(torch.cat([parents, copies]))
         return len(chosen)
@@ -846,7 +860,7 @@ class Fitter:
         """``count`` primitives found by search against ``canvas`` [H, W, 3], on the fit's device."""
         if self._search is None:
             wanted = self.target.over(self.background_color)
-            self._search = ShapeSearch(wanted, self.bank, self._pixel_weight(), self._outside_cost())
+            self._search = ShapeSearch(wanted, self.bank, self._pixel_weight(), self._outside_cost(), self.constraints)
         settings = search_settings(self.config.search, self.side, self.config.init.min_size)
         pool = torch.arange(len(self.bank))
         if self.config.init.shape_weights is not None:

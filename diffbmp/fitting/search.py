@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..constants import ALPHA_MAX
+from ..constraints import ShapeConstraints
 from ..params import PrimitiveParams
 from ..primitives import TextureBank
 from ..primitives.pyramid import PreparedBank
@@ -60,11 +61,13 @@ class ShapeSearch:
         weight: optional [H, W] per-pixel weight of the error.
         outside_cost: optional [H, W] cost of each unit of alpha painted at a pixel, in units
             of the (weighted) squared error (a mask's ``loss.outside`` term).
+        constraints: rotation and aspect constraints the candidates keep (None: none).
     """
 
     def __init__(self, target: torch.Tensor, bank: TextureBank, weight: torch.Tensor | None = None,
-                 outside_cost: torch.Tensor | None = None):
+                 outside_cost: torch.Tensor | None = None, constraints: ShapeConstraints | None = None):
         self.bank = bank
+        self.constraints = constraints
         self.height, self.width = target.shape[:2]
         self.target = target.detach().float().cpu().permute(2, 0, 1).contiguous()  # [3, H, W]
         self.weight = None if weight is None else weight.detach().float().cpu().unsqueeze(0)
@@ -179,8 +182,14 @@ class ShapeSearch:
         size = torch.exp(lo + (hi - lo) * torch.rand(k, generator=generator))
         aspect = torch.exp(math.log(settings.max_aspect) * (2 * torch.rand(k, generator=generator) - 1)).sqrt()
         scales = torch.stack([size * aspect, size / aspect], dim=1)
-        rotations = (2 * torch.rand(k, generator=generator) - 1) * math.pi
+        unit = 2 * torch.rand(k, generator=generator) - 1
         ids = shape_pool[torch.randint(0, shape_pool.numel(), (k,), generator=generator)]
+        if self.constraints is None:
+            rotations = unit * math.pi
+        else:
+            # Candidates are drawn inside the constraints, so the search scores what will be painted.
+            rotations = self.constraints.spread_rotations(unit, ids)
+            scales = self.constraints.fit_scales(scales, ids)
         gain, colours = self._score(work, means, scales, rotations, ids, settings.opacity, settings.samples)
         i = int(torch.argmax(gain))
         return {"mean": means[i], "scale": scales[i], "rotation": rotations[i], "id": ids[i], "colour": colours[i],
@@ -200,10 +209,14 @@ class ShapeSearch:
             if shape_pool.numel() > 1:
                 switch = torch.rand(p, generator=generator) < 0.2
                 ids[switch] = shape_pool[torch.randint(0, shape_pool.numel(), (int(switch.sum()),), generator=generator)]
-            gain, colours = self._score(work, means, log_scales.exp(), rotations, ids, settings.opacity, settings.samples)
+            scales = log_scales.exp()
+            if self.constraints is not None:
+                scales = self.constraints.fit_scales(scales, ids)
+                rotations = self.constraints.fit_rotations(rotations, ids)
+            gain, colours = self._score(work, means, scales, rotations, ids, settings.opacity, settings.samples)
             i = int(torch.argmax(gain))
             if float(gain[i]) > best["gain"]:
-                best = {"mean": means[i], "scale": log_scales[i].exp(), "rotation": rotations[i], "id": ids[i],
+                best = {"mean": means[i], "scale": scales[i], "rotation": rotations[i], "id": ids[i],
                         "colour": colours[i], "gain": float(gain[i])}
         return best
 
