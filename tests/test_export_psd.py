@@ -18,7 +18,7 @@ from diffbmp.bounds import screen_bounds
 from diffbmp.colour import srgb_icc_profile
 from diffbmp.exports import export
 from diffbmp.exports.groups import merge_by_key
-from diffbmp.exports.layers import LAYER_MARGIN
+from diffbmp.exports.layers import LAYER_MARGIN, footprint_boxes, layer_boxes, render_layers
 from diffbmp.exports.psd import build_psd, write_psd
 from diffbmp.exports.textures import hex_color
 from diffbmp.scene import Scene
@@ -212,6 +212,39 @@ def test_giant_primitive_is_cut_at_the_margin(bank, tmp_path):
     assert layer.bbox == (-mx, -my, width + mx, height + my)
     assert layer.numpy()[..., 3].min() > 0.5  # covered everywhere, margin included
     assert psnr(composited(psd), scene.render()[0].numpy()) >= 40.0
+
+
+def test_layers_larger_than_a_page_are_drawn_in_bands(bank, monkeypatch):
+    # Tiny atlas pages: most layers, and the giant one, are drawn alone in bands of rows.
+    import diffbmp.exports.layers as layers_module
+
+    scene = make_scene(bank, 30, seed=8).concat(one_primitive(bank, "star", (30.0, 20.0), (500.0, 400.0), 72, 96))
+    params = scene.params()
+    whole = render_layers(params, scene.bank, scene.height, scene.width)
+    canvases, original = [], layers_module.composite
+
+    def recording(params, bank, background, height, width, **options):
+        canvases.append(height * width)
+        return original(params, bank, background, height, width, **options)
+
+    monkeypatch.setattr(layers_module, "composite", recording)
+    banded = render_layers(params, scene.bank, scene.height, scene.width, page_pixels=300)
+    assert max(canvases) < 192 * 144 and len(canvases) > 144  # the giant layer (192x144) went in bands
+    assert whole[-1].box == (-48, -36, 144, 108)  # the margin: half the canvas on each side
+    assert sum(layer.rgba.shape[0] * layer.rgba.shape[1] > 300 for layer in whole) >= 5
+    for a, b in zip(whole, banded):
+        assert a.box == b.box and a.opacity == b.opacity
+        difference = np.abs(a.rgba.astype(int) - b.rgba.astype(int))
+        assert difference[..., 3].max(initial=0) <= 1
+        # Colour where it shows (nearly transparent pixels divide by a tiny alpha).
+        assert difference[..., :3][a.rgba[..., 3] >= 32].max(initial=0) <= 1
+
+
+def test_the_margin_is_capped_in_pixels(bank):
+    full, _ = layer_boxes(one_primitive(bank, "circle", (0.0, 0.0), (1e5, 1e5)).params(), bank, 48, 64)
+    assert footprint_boxes(full, 48, 64).tolist() == [[-32, -24, 96, 72]]
+    assert footprint_boxes(full, 48, 64, max_margin=10).tolist() == [[-10, -10, 74, 58]]
+    assert footprint_boxes(full, 20000, 30000).tolist() == [[-4096, -4096, 34096, 24096]]
 
 
 # ---------------------------------------------------------------- names

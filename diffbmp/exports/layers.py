@@ -4,9 +4,10 @@ A layer holds primitive ``n`` painted alone over nothing: its straight colour an
 coverage as alpha, on the box ``screen_bounds`` gives, rounded out to whole pixels. The box
 is *not* clipped to the canvas: a primitive that crosses the edge keeps its whole footprint,
 so an artist who moves the layer sees the rest of the mark, not a straight cut. Only a
-primitive reaching further than :data:`LAYER_MARGIN` (half the canvas) beyond an edge is cut
-there (:func:`footprint_boxes`), so a giant primitive costs at most a layer of twice the
-canvas's width and height. Stacked bottom to top with normal blending and the primitive's
+primitive reaching further than :data:`LAYER_MARGIN` (half the canvas, at most
+:data:`MAX_LAYER_MARGIN` pixels) beyond an edge is cut there (:func:`footprint_boxes`), so a
+giant primitive costs at most a layer of twice the canvas's width and height, and a layer
+larger than an atlas page is rendered in bands of rows, so memory stays bounded. Stacked bottom to top with normal blending and the primitive's
 opacity as the layer opacity, the layers reproduce ``composite()`` (docs/exports.md says
 where the two differ: 8-bit quantisation and the opacity rounding).
 
@@ -31,7 +32,7 @@ from ..params import PrimitiveParams
 from ..primitives import PreparedBank, TextureBank
 from ..render import composite
 
-__all__ = ["PrimitiveLayer", "LAYER_MARGIN", "footprint_boxes", "layer_boxes", "painted_colours", "quantized_opacity", "render_layers"]
+__all__ = ["PrimitiveLayer", "LAYER_MARGIN", "MAX_LAYER_MARGIN", "footprint_boxes", "layer_boxes", "painted_colours", "quantized_opacity", "render_layers"]
 
 #: Pixels of one atlas page (colour + alpha in float32 take 16 bytes a pixel).
 PAGE_PIXELS = 1 << 22
@@ -43,6 +44,9 @@ GUTTER = 1
 #: along that axis: a layer is at most (1 + 2 * LAYER_MARGIN) times the canvas's width and
 #: height, whatever the size of its primitive.
 LAYER_MARGIN = 0.5
+#: The most pixels a layer may reach beyond a canvas edge, whatever the canvas's size: on a
+#: very large canvas half its side would make layers of many times the pixels of the render.
+MAX_LAYER_MARGIN = 4096
 
 
 @dataclass
@@ -93,11 +97,14 @@ def layer_boxes(params: PrimitiveParams, bank: TextureBank | PreparedBank, heigh
     return full, clipped
 
 
-def footprint_boxes(full: np.ndarray, height: int, width: int, margin: float = LAYER_MARGIN) -> np.ndarray:
+def footprint_boxes(
+    full: np.ndarray, height: int, width: int, margin: float = LAYER_MARGIN, max_margin: int = MAX_LAYER_MARGIN,
+) -> np.ndarray:
     """The layer box [N, 4] of each primitive: its unclipped box ``full`` (from
-    :func:`layer_boxes`) cut to the canvas widened by ``margin`` times its width and height on
-    each side. Empty boxes (a primitive wholly outside that area) are (0, 0, 0, 0)."""
-    mx, my = math.ceil(margin * width), math.ceil(margin * height)
+    :func:`layer_boxes`) cut to the canvas widened on each side by ``margin`` times its width
+    (left and right) and height (top and bottom), at most ``max_margin`` pixels. Empty boxes
+    (a primitive wholly outside that area) are (0, 0, 0, 0)."""
+    mx, my = min(math.ceil(margin * width), max_margin), min(math.ceil(margin * height), max_margin)
     boxes = np.asarray(full, dtype=np.int64).copy()
     boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], -mx, width + mx)
     boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], -my, height + my)
@@ -184,6 +191,9 @@ def render_layers(
         fallback = _fallback_colours(drawn)
         rgba: list[np.ndarray | None] = [None] * count
         for page_jobs in _group_by_page(jobs).values():
+            if page_jobs[0].alone:
+                rgba[page_jobs[0].index] = _render_alone(drawn, bank, page_jobs[0], blur, backend, drawn_opacity, fallback, page_pixels)
+                continue
             pixels = _render_page(drawn, bank, page_jobs, blur, backend, drawn_opacity, fallback)
             for job in page_jobs:
                 rgba[job.index] = _cut(pixels, job)
@@ -203,8 +213,10 @@ def _plan(full: np.ndarray, boxes: np.ndarray, page_pixels: int) -> list[_Job]:
         if box[2] <= box[0]:
             continue  # wholly outside the canvas and its margin: an empty layer
         # A primitive cut at the margin paints beyond its box: drawn alone on a canvas the
-        # size of its box, which cuts it there, it cannot reach a neighbour's slot.
-        jobs.append(_Job(n, box, alone=box != tuple(int(v) for v in full[n])))
+        # size of its box, which cuts it there, it cannot reach a neighbour's slot. A box
+        # larger than a page is drawn alone too, in bands (see _render_alone).
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        jobs.append(_Job(n, box, alone=box != tuple(int(v) for v in full[n]) or area > page_pixels))
     packable = [job for job in jobs if not job.alone]
     page_width = max([PAGE_WIDTH] + [job.source[2] - job.source[0] + GUTTER for job in packable])
     page, x, y, shelf = 0, 0, 0, 0
@@ -230,6 +242,28 @@ def _group_by_page(jobs: list[_Job]) -> dict[int, list[_Job]]:
     for job in jobs:
         groups.setdefault(job.page, []).append(job)
     return groups
+
+
+def _render_alone(
+    params: PrimitiveParams,
+    bank: PreparedBank,
+    job: _Job,
+    blur: float,
+    backend: str | None,
+    drawn_opacity: np.ndarray,
+    fallback: np.ndarray,
+    page_pixels: int,
+) -> np.ndarray:
+    """The layer pixels of a primitive drawn alone on a canvas the size of its box, in bands
+    of rows of at most ``page_pixels`` (each pixel's value does not depend on the band)."""
+    x0, y0, x1, y1 = job.source
+    rows = max(1, page_pixels // (x1 - x0))
+    out = np.empty((y1 - y0, x1 - x0, 4), dtype=np.uint8)
+    for top in range(y0, y1, rows):
+        bottom = min(y1, top + rows)
+        band = _Job(job.index, (x0, top, x1, bottom), alone=True)
+        out[top - y0:bottom - y0] = _render_page(params, bank, [band], blur, backend, drawn_opacity, fallback)
+    return out
 
 
 def _render_page(
