@@ -174,3 +174,20 @@ def test_no_vector_form_when_the_source_is_gone_or_no_longer_fits(tmp_path, stam
     # A bitmap that the source does not make (another box): its outline would not fit it.
     other = BankEntry("text:Q", 0, torch.ones(10, 64, 4), "text:Q")
     assert vector_art(other) is None
+
+
+def test_svg_stamp_images_are_inlined(tmp_path):
+    # An <image> names a file beside the SVG: the markup carries its bytes, since the
+    # exported document lives elsewhere.
+    red = np.zeros((20, 30, 4), np.uint8)
+    red[..., 0] = red[..., 3] = 255
+    Image.fromarray(red).save(tmp_path / "red.png")
+    path = tmp_path / "framed.svg"
+    path.write_text('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100">'
+                    '<image xlink:href="red.png" x="10" y="10" width="60" height="40"/>'
+                    '<circle cx="70" cy="70" r="10" fill="#0000ff"/></svg>')
+    bank = TextureBank.from_names([str(path)], texture_size=64)
+    art = vector_art(bank[0])
+    assert 'xlink:href="data:image/png;base64,' in art.markup and "red.png" not in art.markup
+    _check_matches(bank[0], art, colour=True)
+    assert bank[0].rgba[20, 20].tolist() == pytest.approx([1, 0, 0, 1], abs=1e-6)

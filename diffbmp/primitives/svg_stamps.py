@@ -12,11 +12,14 @@ rules are scoped to the stamp. Elements of other XML namespaces (editor metadata
 
 from __future__ import annotations
 
+import base64
 import gzip
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -33,6 +36,8 @@ LOCATE_ZOOM = 4
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
 _UNITS_PX = {"": 1.0, "px": 1.0, "pt": 96 / 72, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0,
              "em": 16.0, "ex": 8.0}
+_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+                ".webp": "image/webp", ".svg": "image/svg+xml"}
 _ROOT_DROPPED = {"width", "height", "x", "y", "version", "baseProfile", "id"}
 
 
@@ -103,11 +108,27 @@ def _view_box(root: ET.Element) -> tuple[float, float, float, float] | None:
 
 
 class _Prefixer:
-    """Renames ids and class names with a prefix, and the references to them."""
+    """Renames ids and class names with a prefix, and the references to them; inlines the
+    local files ``<image>`` elements name (relative to the SVG file's folder), which would
+    otherwise be looked for beside the document the markup ends up in."""
 
-    def __init__(self, root: ET.Element, prefix: str):
+    def __init__(self, root: ET.Element, prefix: str, folder: Path):
         self.prefix = prefix
+        self.folder = folder
         self.ids = {el.get("id") for el in root.iter() if el.get("id")}
+
+    def image(self, value: str) -> str:
+        ref = value.strip()
+        if ref.startswith("file:"):
+            path = Path(url2pathname(urlparse(ref).path))
+        elif re.match(r"^(#|[a-zA-Z][a-zA-Z0-9+.-]*:)", ref):  # a reference, inline data, a web address
+            return self.href(value)
+        else:
+            path = self.folder / unquote(ref)
+        mime = _IMAGE_TYPES.get(path.suffix.lower())
+        if mime is None or not path.is_file():
+            return value  # left as it is: a viewer resolves it, or shows nothing, as with the file itself
+        return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
     def ref(self, value: str) -> str:
         """``#id`` and ``url(#id)`` references in an attribute or CSS text."""
@@ -150,7 +171,7 @@ def _serialise(el: ET.Element, prefixer: _Prefixer, scope: str, out: list[str]) 
         if kname == "id":
             value = prefixer.prefix + value
         elif kname in ("href", "xlink:href"):
-            value = prefixer.href(value)
+            value = prefixer.image(value) if name == "image" else prefixer.href(value)
         elif kname == "class":
             value = " ".join(prefixer.prefix + c for c in value.split())
         else:
@@ -166,9 +187,9 @@ def _serialise(el: ET.Element, prefixer: _Prefixer, scope: str, out: list[str]) 
     out.append(f"</{name}>")
 
 
-def _nested_svg(root: ET.Element, page: tuple[float, float], prefix: str) -> str:
+def _nested_svg(root: ET.Element, page: tuple[float, float], prefix: str, folder: Path) -> str:
     """The file's root as a nested ``<svg>`` of the page's size in pixels."""
-    prefixer = _Prefixer(root, prefix)
+    prefixer = _Prefixer(root, prefix, folder)
     scope = f"{prefix}root"
     attrs = [f' id="{scope}"', f' xmlns:xlink="{XLINK_NS}"', f' width="{page[0]!r}" height="{page[1]!r}"']
     for key, value in root.attrib.items():
@@ -213,7 +234,7 @@ def svg_stamp(path: str | Path, size: int, *, id_prefix: str = "s-") -> SvgStamp
     p = Path(path).expanduser()
     root = _read_root(p)
     page = _page_size(root, p)
-    body = _nested_svg(root, page, id_prefix)
+    body = _nested_svg(root, page, id_prefix, p.parent)
     what = f"SVG file {str(p)!r}"
     # Locate the content on the whole page, then again, finer, on the part that holds it.
     longer = max(page)
