@@ -380,3 +380,15 @@ def test_bad_grouping_transparency_and_dpi(bank):
         build_psd(scene, dpi=70000)
     with pytest.raises(InputError, match="transparent"):
         build_psd(scene, transparent="yes")
+
+
+def test_a_staged_fit_exports_a_group_per_stage(tmp_path):
+    from diffbmp import fit
+
+    result = fit("skimage:astronaut", ["circle", "star"], n=30, steps=6, size=32, quiet=True, prune={"every": 0},
+                 stages={"count": 3, "until": 0.5})
+    scene = result.scene
+    assert scene.stages.tolist() == [0] * 10 + [1] * 10 + [2] * 10
+    psd = PSDImage.open(write_psd(scene, tmp_path / "fit.psd"))
+    assert [layer.name for layer in psd] == ["background", "stage 0 (0000-0009)", "stage 1 (0010-0019)", "stage 2 (0020-0029)"]
+    assert psnr(composited(psd), scene.render()[0].numpy()) >= 35.0
