@@ -21,12 +21,10 @@ from fontTools.pens.svgPathPen import SVGPathPen
 from fontTools.pens.transformPen import TransformPen
 
 from ..errors import InputError
+from .boxes import fit_box
 from .fonts import FONT_HINT, FontRef, builtin_font_bytes
 
-__all__ = ["TextOutline", "text_outline", "missing_characters", "CROP_MARGIN"]
-
-#: Transparent margin around the ink, as a fraction of the bitmap's longer side.
-CROP_MARGIN = 0.03
+__all__ = ["TextOutline", "text_outline", "missing_characters"]
 
 
 @dataclass(frozen=True)
@@ -71,11 +69,10 @@ def _load(ref: FontRef) -> _Font:
                          f"reads ({type(exc).__name__}: {exc}). {FONT_HINT}") from None
 
 
-def _pair_kerning(tt) -> dict[tuple[str, str], float]:
-    """Horizontal pair adjustments (font units) from GPOS 'kern' lookups (pair positioning,
-    formats 1 and 2, with extensions), else from a format-0 legacy 'kern' table.
-
-    Format-2 (class) pairs are expanded lazily through :func:`_ClassKerning`."""
+def _pair_kerning(tt) -> "dict[tuple[str, str], float] | _GposKerning":
+    """Horizontal pair adjustments (font units, read with ``.get(pair, 0)``) from GPOS 'kern'
+    lookups (pair positioning, formats 1 and 2, with extensions), else from a format-0
+    legacy 'kern' table."""
     if "GPOS" in tt and tt["GPOS"].table.FeatureList is not None:
         table = tt["GPOS"].table
         indices = sorted({i for rec in table.FeatureList.FeatureRecord if rec.FeatureTag == "kern"
@@ -93,11 +90,12 @@ def _pair_kerning(tt) -> dict[tuple[str, str], float]:
     return {}
 
 
-class _GposKerning(dict):
-    """``kerning[(left, right)]`` from GPOS pair-positioning lookups, computed on demand."""
+class _GposKerning:
+    """``kerning.get((left, right), 0)`` from GPOS pair-positioning lookups, computed on
+    demand (a class-kerned font has far more pairs than a text uses)."""
 
     def __init__(self, lookups):
-        super().__init__()
+        self.cache: dict[tuple[str, str], float] = {}
         self.subtables = []
         for lookup in lookups:
             subs = []
@@ -111,10 +109,10 @@ class _GposKerning(dict):
                 subs.append((sub, {g: i for i, g in enumerate(sub.Coverage.glyphs)}))
             self.subtables.append(subs)
 
-    def get(self, pair, default=0.0):  # type: ignore[override]
-        if pair not in self:
-            self[pair] = self._value(*pair)
-        return dict.get(self, pair, default)
+    def get(self, pair: tuple[str, str], default: float = 0.0) -> float:
+        if pair not in self.cache:
+            self.cache[pair] = self._value(*pair)
+        return self.cache[pair] or default
 
     def _value(self, left: str, right: str) -> float:
         total = 0.0
@@ -169,9 +167,8 @@ def _number(value: float) -> str:
 
 
 def text_outline(text: str, font: FontRef, size: int) -> TextOutline:
-    """``text`` in ``font``, scaled so its ink's longer side is ``size`` less a margin of
-    ``max(1, round(CROP_MARGIN * size))`` texels each side, centred in a box whose longer
-    side is ``size`` texels and whose shorter side is the ink's plus the margins.
+    """``text`` in ``font``, its outlines' bounds fitted into a box whose longer side is
+    ``size`` texels, less the margin, centred (:func:`~diffbmp.primitives.boxes.fit_box`).
 
     Raises:
         InputError: the font cannot be read, lacks a character (named with its code point),
@@ -190,15 +187,7 @@ def text_outline(text: str, font: FontRef, size: int) -> TextOutline:
     if bounds_pen.bounds is None or bounds_pen.bounds[2] <= bounds_pen.bounds[0] or bounds_pen.bounds[3] <= bounds_pen.bounds[1]:
         raise InputError(f"the font {font.label!r} has no visible glyph for {text!r}; "
                          "choose a font that draws these characters")
-    x0, y0, x1, y1 = bounds_pen.bounds
-    margin = max(1, int(round(CROP_MARGIN * size)))
-    inner = size - 2 * margin
-    scale = inner / max(x1 - x0, y1 - y0)
-    width = size if x1 - x0 >= y1 - y0 else max(1, int(round((x1 - x0) * scale))) + 2 * margin
-    height = size if y1 - y0 > x1 - x0 else max(1, int(round((y1 - y0) * scale))) + 2 * margin
-    # Font units (y up) to texels (y down), the ink centred in the box.
-    dx = (width - (x1 - x0) * scale) / 2 - x0 * scale
-    dy = (height - (y1 - y0) * scale) / 2 + y1 * scale
+    box = fit_box(*bounds_pen.bounds, size, y_up=True)
     svg_pen = SVGPathPen(loaded.glyph_set, ntos=_number)
-    recording.replay(TransformPen(svg_pen, (scale, 0, 0, -scale, dx, dy)))
-    return TextOutline(svg_pen.getCommands(), width, height)
+    recording.replay(TransformPen(svg_pen, (box.scale, 0, 0, -box.scale, box.dx, box.dy)))
+    return TextOutline(svg_pen.getCommands(), box.width, box.height)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..errors import InputError, similar_files_hint
 from ..image_files import read_image
+from .boxes import CROP_MARGIN, VISIBLE_ALPHA
 from .fonts import FontRef, resolve_font
 from .glyphs import text_outline
 from .rasterise import render_svg_markup
@@ -28,10 +29,6 @@ __all__ = ["load_image_rgba", "load_svg_rgba", "render_text_rgba", "white_to_alp
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: Texels with alpha at or below this count as empty when cropping.
-VISIBLE_ALPHA = 1.0 / 255.0
-#: Transparent margin kept around the content, as a fraction of its longer side.
-CROP_MARGIN = 0.03
 #: Colour-to-alpha: pixels this close to white become fully transparent (JPEG noise, paper).
 WHITE_TOLERANCE = 2.0 / 255.0
 #: A border pixel is "near white" when every channel is at least this bright ...

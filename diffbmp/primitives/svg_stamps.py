@@ -25,12 +25,11 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from ..errors import InputError
+from .boxes import VISIBLE_ALPHA, fit_box
 from .rasterise import SVG_NS, XLINK_NS, render_svg_markup
 
-__all__ = ["SvgStamp", "svg_stamp", "CROP_MARGIN", "VISIBLE_ALPHA"]
+__all__ = ["SvgStamp", "svg_stamp"]
 
-CROP_MARGIN = 0.03
-VISIBLE_ALPHA = 1.0 / 255.0
 #: The content is located on a raster this many times the bitmap's size (at most 4096 a side).
 LOCATE_ZOOM = 4
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
@@ -225,8 +224,9 @@ def _number(value: float) -> str:
 def svg_stamp(path: str | Path, size: int, *, id_prefix: str = "s-") -> SvgStamp:
     """The drawing of the SVG file at ``path`` fitted into a box whose longer side is ``size``
     texels: its visible content (alpha > 1/255, located on a raster ``LOCATE_ZOOM`` times
-    finer) scaled to fill the box less a margin of ``max(1, round(CROP_MARGIN * size))``
-    texels each side, centred. ``id_prefix`` starts every id the markup defines.
+    finer) scaled to fill the box less the margin, centred
+    (:func:`~diffbmp.primitives.boxes.fit_box`). ``id_prefix`` starts every id the markup
+    defines.
 
     Raises:
         InputError: the file is not readable SVG, has no size, or draws nothing visible.
@@ -240,26 +240,21 @@ def svg_stamp(path: str | Path, size: int, *, id_prefix: str = "s-") -> SvgStamp
     longer = max(page)
     k = size / longer
     pw, ph = max(1, int(round(page[0] * k))), max(1, int(round(page[1] * k)))
-    box = _ink_box(render_svg_markup(body, pw, ph, view_box=(0.0, 0.0, page[0], page[1]), samples=1, what=what, system_fonts=True)[..., 3])
-    if box is None:
+    coarse = render_svg_markup(body, pw, ph, view_box=(0.0, 0.0, page[0], page[1]), samples=1, what=what, system_fonts=True)
+    ink = _ink_box(coarse[..., 3])
+    if ink is None:
         raise InputError(f"{what} is entirely transparent; it draws nothing visible")
     px = (page[0] / pw, page[1] / ph)
-    x0, y0 = max(0.0, (box[0] - 1) * px[0]), max(0.0, (box[1] - 1) * px[1])
-    x1, y1 = min(page[0], (box[2] + 1) * px[0]), min(page[1], (box[3] + 1) * px[1])
+    x0, y0 = max(0.0, (ink[0] - 1) * px[0]), max(0.0, (ink[1] - 1) * px[1])
+    x1, y1 = min(page[0], (ink[2] + 1) * px[0]), min(page[1], (ink[3] + 1) * px[1])
     fine = min(LOCATE_ZOOM * size, 4096) / max(x1 - x0, y1 - y0)
     fw, fh = max(1, int(np.ceil((x1 - x0) * fine))), max(1, int(np.ceil((y1 - y0) * fine)))
     view = (x0, y0, fw / fine, fh / fine)
-    box = _ink_box(render_svg_markup(body, fw, fh, view_box=view, samples=1, what=what, system_fonts=True)[..., 3])
-    if box is None:  # content thinner than the coarse raster suggested: keep the coarse box
-        box = (0, 0, fw, fh)
-    cx0, cy0 = x0 + box[0] / fine, y0 + box[1] / fine
-    cw, ch = (box[2] - box[0]) / fine, (box[3] - box[1]) / fine
-    margin = max(1, int(round(CROP_MARGIN * size)))
-    inner = size - 2 * margin
-    scale = inner / max(cw, ch)
-    width = size if cw >= ch else max(1, int(round(cw * scale))) + 2 * margin
-    height = size if ch > cw else max(1, int(round(ch * scale))) + 2 * margin
-    dx = (width - cw * scale) / 2 - cx0 * scale
-    dy = (height - ch * scale) / 2 - cy0 * scale
-    transform = f"matrix({_number(scale)} 0 0 {_number(scale)} {_number(dx)} {_number(dy)})"
-    return SvgStamp(f'<g transform="{transform}">{body}</g>', width, height)
+    ink = _ink_box(render_svg_markup(body, fw, fh, view_box=view, samples=1, what=what, system_fonts=True)[..., 3])
+    if ink is None:  # content thinner than the coarse raster suggested: keep the coarse box
+        ink = (0, 0, fw, fh)
+    cx0, cy0 = x0 + ink[0] / fine, y0 + ink[1] / fine
+    cw, ch = (ink[2] - ink[0]) / fine, (ink[3] - ink[1]) / fine
+    box = fit_box(cx0, cy0, cx0 + cw, cy0 + ch, size)
+    transform = f"matrix({_number(box.scale)} 0 0 {_number(box.scale)} {_number(box.dx)} {_number(box.dy)})"
+    return SvgStamp(f'<g transform="{transform}">{body}</g>', box.width, box.height)
