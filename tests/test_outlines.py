@@ -191,3 +191,13 @@ def test_svg_stamp_images_are_inlined(tmp_path):
     assert 'xlink:href="data:image/png;base64,' in art.markup and "red.png" not in art.markup
     _check_matches(bank[0], art, colour=True)
     assert bank[0].rgba[20, 20].tolist() == pytest.approx([1, 0, 0, 1], abs=1e-6)
+
+
+def test_no_vector_form_for_a_bitmap_its_source_does_not_make(stamp_file):
+    # A learned (or otherwise changed) bitmap of the right box: the outline would not draw it.
+    bank = TextureBank.from_names(["text:Q", str(stamp_file)], texture_size=64)
+    for entry in bank:
+        assert vector_art(entry) is not None
+        changed = BankEntry(entry.name, entry.kind, entry.rgba.flip(0).flip(1).contiguous(), entry.source)
+        assert vector_art(changed) is None
+        assert vector_art(changed, check=False) is not None  # the box alone still fits
