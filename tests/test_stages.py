@@ -155,3 +155,21 @@ def test_a_resumed_fit_keeps_the_stages(tmp_path):
     assert torch.equal(Scene.load(tmp_path / "run" / "scene.npz").stages, straight.scene.stages)
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert torch.equal(state["stages"], straight.scene.stages)
+
+
+def test_a_checkpoint_with_damaged_stages_is_refused():
+    from diffbmp.errors import ConfigError
+    from diffbmp.fitting.checkpoints import check_fitter_state
+    from diffbmp.fitting.loop import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+
+    fitter = make_fitter(n=10, steps=5, size=32)
+    fitter.initialise()
+    state = fitter.state_dict()
+    check_fitter_state(state, fmt=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
+    older = {key: value for key, value in state.items() if key != "stages"}  # before stages were recorded
+    check_fitter_state(older, fmt=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
+    fitter.restore(older)
+    assert fitter.scene.stages.tolist() == [0] * 10
+    for bad in (torch.zeros(3, dtype=torch.long), torch.zeros(10), torch.full((10,), -1)):
+        with pytest.raises(ConfigError, match="its stages are .* expected 10 whole numbers >= 0"):
+            check_fitter_state({**state, "stages": bad}, fmt=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
