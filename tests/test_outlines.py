@@ -201,3 +201,19 @@ def test_no_vector_form_for_a_bitmap_its_source_does_not_make(stamp_file):
         changed = BankEntry(entry.name, entry.kind, entry.rgba.flip(0).flip(1).contiguous(), entry.source)
         assert vector_art(changed) is None
         assert vector_art(changed, check=False) is not None  # the box alone still fits
+
+
+@pytest.mark.skipif(not SERIF.is_file(), reason="DejaVu fonts are not installed")
+def test_svg_stamp_with_text_is_drawn_with_the_installed_fonts(tmp_path):
+    path = tmp_path / "label.svg"
+    path.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="120" height="60">'
+                    '<text x="10" y="40" font-family="DejaVu Serif" font-size="30" fill="#c00000">Hi</text></svg>')
+    bank = TextureBank.from_names([str(path)], texture_size=64)
+    assert bank[0].rgba[..., 3].max() > 0.9 and bank[0].rgba.shape[1] == 64  # the word, cropped
+    art = vector_art(bank[0])
+    assert "<text" in art.markup
+    h, w = bank[0].rgba.shape[:2]
+    png = resvg_py.svg_to_bytes(svg_string=f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * 4}" height="{h * 4}" '
+                                f'viewBox="0 0 {w} {h}">{art.markup}</svg>')
+    drawn = np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGBA"), dtype=np.float64)[..., 3] / 255.0
+    assert _psnr(drawn.reshape(h, 4, w, 4).mean(axis=(1, 3)), bank[0].rgba.double().numpy()[..., 3]) > 35

@@ -241,7 +241,8 @@ def load_svg_rgba(path: PathLike, *, size: int = 256) -> np.ndarray:
     if not (first[..., 3] > VISIBLE_ALPHA).any():
         raise InputError(f"{source} is entirely transparent; it draws nothing visible")
     stamp = svg_stamp(p, size)
-    return _unpremultiply(np.clip(render_svg_markup(stamp.markup, stamp.width, stamp.height, what=source, system_fonts=True), 0.0, 1.0))
+    return _unpremultiply(np.clip(render_svg_markup(stamp.markup, stamp.width, stamp.height, what=source,
+                                                     system_fonts=stamp.uses_text), 0.0, 1.0))
 
 
 def render_text_rgba(text: str, *, font: str | FontRef | None = None, size: int = 128) -> np.ndarray:

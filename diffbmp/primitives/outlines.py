@@ -57,7 +57,10 @@ def default_id_prefix(entry: BankEntry) -> str:
     """The prefix of ids in an entry's markup: its name made id-safe plus a short hash of
     the name, so the entries of one bank never share an id."""
     digest = hashlib.sha1(entry.name.encode("utf-8")).hexdigest()[:6]
-    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', Path(entry.name).name)[:24]}-{digest}-"
+    stem = re.sub(r"[^A-Za-z0-9_-]", "_", Path(entry.name).name)[:24]
+    if not re.match(r"[A-Za-z_]", stem):  # an XML id and a CSS selector start with a letter
+        stem = "s" + stem
+    return f"{stem}-{digest}-"
 
 
 def vector_art(entry: BankEntry, *, id_prefix: str | None = None, check: bool = True) -> VectorArt | None:
@@ -84,26 +87,26 @@ def vector_art(entry: BankEntry, *, id_prefix: str | None = None, check: bool = 
         if source.startswith(TEXT_PREFIX):
             parsed = parse_text_spec(source[len(TEXT_PREFIX):])
             outline = text_outline(parsed.text, resolve_font(parsed.font), size)
-            art = VectorArt(f'<path d="{outline.d}"/>', False, outline.width, outline.height)
+            art, fonts = VectorArt(f'<path d="{outline.d}"/>', False, outline.width, outline.height), False
         else:
             path = Path(source).expanduser() if source else None
             if path is None or path.suffix.lower() not in SVG_SUFFIXES or not path.is_file():
                 return None
             stamp = svg_stamp(path, size, id_prefix=default_id_prefix(entry) if id_prefix is None else id_prefix)
-            art = VectorArt(stamp.markup, True, stamp.width, stamp.height)
+            art, fonts = VectorArt(stamp.markup, True, stamp.width, stamp.height), stamp.uses_text
         if (art.width, art.height) != (width, height):
             return None
-        if check and not _draws_bitmap(art, entry.rgba.detach().cpu().double().numpy()):
+        if check and not _draws_bitmap(art, entry.rgba.detach().cpu().double().numpy(), fonts):
             return None
         return art
     except InputError:  # the font or file is unusable here: the bitmap stays the only form
         return None
 
 
-def _draws_bitmap(art: VectorArt, rgba: np.ndarray) -> bool:
+def _draws_bitmap(art: VectorArt, rgba: np.ndarray, fonts: bool) -> bool:
     """Whether the markup, rasterised as the bank does, is the bitmap ``rgba`` (straight)."""
     drawn = render_svg_markup(art.markup, art.width, art.height, what="the vector form",
-                              system_fonts=art.own_colours).astype(np.float64)
+                              system_fonts=fonts).astype(np.float64)
     if _psnr(drawn[..., 3], rgba[..., 3]) < MATCH_PSNR:
         return False
     return not art.own_colours or _psnr(drawn[..., :3], rgba[..., :3] * rgba[..., 3:4]) >= MATCH_PSNR

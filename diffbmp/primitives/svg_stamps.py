@@ -43,11 +43,13 @@ _ROOT_DROPPED = {"width", "height", "x", "y", "version", "baseProfile", "id"}
 @dataclass(frozen=True)
 class SvgStamp:
     """An SVG drawing fitted into a ``width`` x ``height`` texel box (y down): ``markup``
-    draws it there in its own colours."""
+    draws it there in its own colours. ``uses_text``: it has ``<text>`` elements, which
+    need the installed fonts to be drawn (resvg takes a moment to load them)."""
 
     markup: str
     width: int
     height: int
+    uses_text: bool = False  #: the drawing has <text>: rasterising it needs the installed fonts
 
 
 def _read_root(p: Path) -> ET.Element:
@@ -236,11 +238,12 @@ def svg_stamp(path: str | Path, size: int, *, id_prefix: str = "s-") -> SvgStamp
     page = _page_size(root, p)
     body = _nested_svg(root, page, id_prefix, p.parent)
     what = f"SVG file {str(p)!r}"
+    uses_text = any(_local(el.tag)[1] == "text" for el in root.iter())
     # Locate the content on the whole page, then again, finer, on the part that holds it.
     longer = max(page)
     k = size / longer
     pw, ph = max(1, int(round(page[0] * k))), max(1, int(round(page[1] * k)))
-    coarse = render_svg_markup(body, pw, ph, view_box=(0.0, 0.0, page[0], page[1]), samples=1, what=what, system_fonts=True)
+    coarse = render_svg_markup(body, pw, ph, view_box=(0.0, 0.0, page[0], page[1]), samples=1, what=what, system_fonts=uses_text)
     ink = _ink_box(coarse[..., 3])
     if ink is None:
         raise InputError(f"{what} is entirely transparent; it draws nothing visible")
@@ -250,11 +253,11 @@ def svg_stamp(path: str | Path, size: int, *, id_prefix: str = "s-") -> SvgStamp
     fine = min(LOCATE_ZOOM * size, 4096) / max(x1 - x0, y1 - y0)
     fw, fh = max(1, int(np.ceil((x1 - x0) * fine))), max(1, int(np.ceil((y1 - y0) * fine)))
     view = (x0, y0, fw / fine, fh / fine)
-    ink = _ink_box(render_svg_markup(body, fw, fh, view_box=view, samples=1, what=what, system_fonts=True)[..., 3])
+    ink = _ink_box(render_svg_markup(body, fw, fh, view_box=view, samples=1, what=what, system_fonts=uses_text)[..., 3])
     if ink is None:  # content thinner than the coarse raster suggested: keep the coarse box
         ink = (0, 0, fw, fh)
     cx0, cy0 = x0 + ink[0] / fine, y0 + ink[1] / fine
     cw, ch = (ink[2] - ink[0]) / fine, (ink[3] - ink[1]) / fine
     box = fit_box(cx0, cy0, cx0 + cw, cy0 + ch, size)
     transform = f"matrix({_number(box.scale)} 0 0 {_number(box.scale)} {_number(box.dx)} {_number(box.dy)})"
-    return SvgStamp(f'<g transform="{transform}">{body}</g>', box.width, box.height)
+    return SvgStamp(f'<g transform="{transform}">{body}</g>', box.width, box.height, uses_text)
