@@ -53,6 +53,7 @@ from ..constants import (
 )
 from ..errors import InputError
 from ..primitives import TextureBank
+from ..primitives.outlines import VectorArt, vector_art
 from ..scene import Scene
 from .atomic import atomic_open
 from .svg_bitmaps import Variant, VariantImage, choose_variants, is_white, opaque_colours, variant_image, white_stencil
@@ -115,7 +116,9 @@ def _box(image: VariantImage) -> str:
 class _Writer:
     """Accumulates the SVG text of one scene."""
 
-    def __init__(self, scene: Scene, bank: TextureBank, scale: float, blur: float, transparent: bool, mipmaps: bool):
+    def __init__(
+        self, scene: Scene, bank: TextureBank, scale: float, blur: float, transparent: bool, mipmaps: bool, vectors: bool
+    ):
         self.scene, self.bank, self.scale, self.blur = scene, bank, scale, blur
         self.transparent, self.mipmaps = transparent, mipmaps
         # Effective deviation in user units at the chosen output size (section 4).
@@ -130,12 +133,13 @@ class _Writer:
         self.beta = params.beta_or_zeros().detach().double().cpu().numpy()
         self.ids = params.shape_ids.detach().cpu().numpy()
         self.variants = self._variants()
-        self.images: dict[tuple[int, Variant], VariantImage] = {}
+        self.images: dict[tuple[int, Variant], VectorArt | VariantImage] = {}
+        self.art = self._vector_art() if vectors and blur == 0 else {}
 
     def document(self) -> str:
         height, width = self.scene.canvas_size(self.scale)
         view_w, view_h = width / self.scale, height / self.scale
-        defs = self._texture_defs()
+        defs = self._vector_defs() + self._texture_defs()
         body = [self._primitive(n) for n in range(len(self.ids))]
         out = [
             '<?xml version="1.0" encoding="UTF-8"?>\n',
@@ -165,12 +169,40 @@ class _Writer:
                 variants[n] = variant
         return variants
 
+    def _vector_art(self) -> dict[int, VectorArt]:
+        """The vector forms (glyph outlines, SVG stamps) of the bitmaps in use that have one."""
+        art = {}
+        for k, entry in enumerate(self.bank):
+            if entry.kind == KIND_TEXTURE and (self.ids == k).any():
+                form = vector_art(entry)
+                if form is not None:
+                    art[k] = form
+        return art
+
+    def _as_vector(self, n: int) -> bool:
+        """Whether primitive ``n`` is drawn from its bitmap's vector form.
+
+        A stencil (a glyph) is filled with its blended colour at any beta; a drawing in its
+        own colours only at beta = 1: its tint and blends need its alpha as a mask, which
+        viewers without ``mask-type:alpha`` read from its colours instead.
+        """
+        form = self.art.get(int(self.ids[n]))
+        return form is not None and (not form.own_colours or blend_mode(self.beta[n]) == "own")
+
+    def _vector_defs(self) -> list[str]:
+        defs = []
+        for k, form in self.art.items():
+            if any(self._as_vector(n) for n in np.flatnonzero(self.ids == k)):
+                # The markup's box [0, w] x [0, h] moved onto the bitmap's [-w/2, w/2] x [-h/2, h/2].
+                defs.append(f'<g id="vec{k}" transform="translate({_g(-form.width / 2)} {_g(-form.height / 2)})">{form.markup}</g>')
+        return defs
+
     def _texture_defs(self) -> list[str]:
         defs = []
         for k, entry in enumerate(self.bank):
             if entry.kind != KIND_TEXTURE:
                 continue
-            users = np.flatnonzero(self.ids == k)
+            users = [n for n in np.flatnonzero(self.ids == k) if not self._as_vector(n)]
             for variant in sorted({self.variants[n] for n in users}):
                 modes = {blend_mode(self.beta[n]) for n in users if self.variants[n] == variant and self.opacities[n] > 0}
                 if not modes:
@@ -208,6 +240,12 @@ class _Writer:
         if entry.kind == KIND_GAUSSIAN:
             return self._gaussian(n, pid)
         return self._texture(n, pid, entry.rgba.shape[1], entry.rgba.shape[0])
+
+    def _stencil_colour(self, k: int) -> np.ndarray:
+        """The mean own colour of bitmap ``k``, weighted by its alpha."""
+        rgba = self.bank[k].rgba.detach().double().cpu().numpy()
+        alpha = rgba[..., 3:]
+        return (rgba[..., :3] * alpha).sum((0, 1)) / max(float(alpha.sum()), 1e-12)
 
     def _flat_colour(self, n: int) -> str:
         # Analytic shapes are white (Q = 1), so the blend is a lerp towards white.
@@ -252,15 +290,23 @@ class _Writer:
 
     def _texture(self, n: int, pid: str, w: int, h: int) -> str:
         k, variant = int(self.ids[n]), self.variants[n]
-        if (k, variant) not in self.images:
-            return ""  # fully transparent
         (x, y), (sx, sy) = self.means[n], self.scales[n]
-        image, name = self.images[k, variant], f"{k}_{variant.suffix}"
         # SVG scales an image's alpha by a constant: min(o, 0.99) cov equals the model's
         # min(o cov, 0.99) but where o > 0.99 on partially transparent texels (by < 0.01).
         opacity = _f(min(float(self.opacities[n]), ALPHA_MAX), 4)
         transform = _transform(x, y, math.degrees(self.rotations[n]), 2 * sx / w, 2 * sy / h)
         mode = blend_mode(self.beta[n])
+        if self._as_vector(n):
+            if self.opacities[n] <= 0:
+                return ""
+            if self.art[k].own_colours:
+                return f'<g id="{pid}" transform="{transform}" opacity="{opacity}"><use xlink:href="#vec{k}"/></g>'
+            # A stencil's own colour Q is its bitmap's (white for glyphs): the blend is one flat fill.
+            colour = hex_color((1.0 - self.beta[n]) * self.colors[n] + self.beta[n] * self._stencil_colour(k))
+            return f'<use id="{pid}" xlink:href="#vec{k}" transform="{transform}" fill="{colour}" fill-opacity="{opacity}"/>'
+        if (k, variant) not in self.images:
+            return ""  # fully transparent
+        image, name = self.images[k, variant], f"{k}_{variant.suffix}"
         if mode == "tint":
             return (
                 f'<rect id="{pid}" transform="{transform}" {_box(image)} fill="{hex_color(self.colors[n])}" '
@@ -287,6 +333,7 @@ def svg_document(
     transparent: bool = False,
     texture_size: int | None = None,
     mipmaps: bool = True,
+    vectors: bool = True,
 ) -> str:
     """The scene as SVG text.
 
@@ -301,6 +348,10 @@ def svg_document(
         mipmaps: also store halved copies of a bitmap for primitives shown much smaller
             than it (see :mod:`.svg_bitmaps`); False stores one resolution per bitmap (and,
             at a blur, one blurred copy per blur step in use).
+        vectors: draw glyphs (``text:`` shapes) and SVG-file stamps from their vector forms
+            (:func:`diffbmp.primitives.outlines.vector_art`: a glyph's outline filled with its
+            colour, a stamp's own drawing at beta = 1), so they stay sharp at any zoom; False
+            embeds their bitmaps like any other. At a blur, bitmaps are drawn (pre-blurred).
     """
     scene.check_drawable()
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
@@ -309,7 +360,7 @@ def svg_document(
         raise InputError(f"blur must be a number >= 0 (pixels), got {blur!r}")
     bank = bank_for_scale(scene, scale, texture_size)
     with torch.no_grad():
-        return _Writer(scene, bank, float(scale), float(blur), bool(transparent), bool(mipmaps)).document()
+        return _Writer(scene, bank, float(scale), float(blur), bool(transparent), bool(mipmaps), bool(vectors)).document()
 
 
 def write_svg(
@@ -321,9 +372,12 @@ def write_svg(
     transparent: bool = False,
     texture_size: int | None = None,
     mipmaps: bool = True,
+    vectors: bool = True,
 ) -> Path:
     """Write ``scene`` as SVG at ``path`` (atomically); see :func:`svg_document`."""
-    text = svg_document(scene, scale, blur=blur, transparent=transparent, texture_size=texture_size, mipmaps=mipmaps)
+    text = svg_document(
+        scene, scale, blur=blur, transparent=transparent, texture_size=texture_size, mipmaps=mipmaps, vectors=vectors
+    )
     with atomic_open(path) as handle:
         handle.write(text.encode("utf-8"))
     return Path(path)
