@@ -23,13 +23,14 @@ kept; a LUT-based profile on such an image goes through a 3D table sampled from 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .errors import InputError
 
 __all__ = [
     "ColourNote", "RENDERING_INTENT", "srgb_icc_profile", "profile_description", "to_srgb", "cmyk_to_srgb",
-    "png_save_options", "check_dpi",
+    "png_save_options", "check_dpi", "colour_notes_to",
 ]
 
 #: The PNG ``sRGB`` chunk's rendering intent byte (0: perceptual, what image editors write).
@@ -55,6 +56,31 @@ class ColourNote(UserWarning):
     """A note about an image's colours: converted from its embedded profile to sRGB, or read
     as it is because its profile could not be used. Silence with
     ``warnings.simplefilter("ignore", diffbmp.colour.ColourNote)``."""
+
+
+#: Notes shown one by one; beyond this many (a folder of frames) the rest are counted.
+_NOTES_SHOWN = 3
+
+
+@contextlib.contextmanager
+def colour_notes_to(say: Callable[[str], None]) -> Iterator[None]:
+    """Show the :class:`ColourNote` warnings raised inside the block through ``say`` (as
+    ``note: ...`` lines, the same note once, at most three and then a count) instead of as
+    Python warnings; other warnings pass through unchanged."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ColourNote)
+        yield
+    notes: list[str] = []
+    for warning in caught:
+        if issubclass(warning.category, ColourNote):
+            notes.append(str(warning.message))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    distinct = list(dict.fromkeys(notes))
+    for note in distinct[:_NOTES_SHOWN]:
+        say(f"note: {note}")
+    if len(distinct) > _NOTES_SHOWN:
+        say(f"note: ... and {len(distinct) - _NOTES_SHOWN} more files likewise")
 
 
 def _intent():

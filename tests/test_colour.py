@@ -19,7 +19,7 @@ from PIL import Image, ImageCms
 
 import diffbmp
 from diffbmp import InputError
-from diffbmp.colour import ColourNote, png_save_options, srgb_icc_profile, to_srgb
+from diffbmp.colour import ColourNote, colour_notes_to, png_save_options, srgb_icc_profile, to_srgb
 from diffbmp.exports import export
 from diffbmp.exports.textures import png_bytes
 from diffbmp.image_files import read_image
@@ -301,8 +301,7 @@ FIT = dict(n=60, steps=60, size=48, quiet=True, seed=3, output={"frames": 0, "gi
 @pytest.mark.parametrize("name", list(SPACES))
 def test_a_fit_of_a_tagged_photo_paints_the_srgb_saturation(tagged, name):
     files = tagged[name]
-    with pytest.warns(ColourNote):
-        painted = diffbmp.fit(str(files["png"]), ["circle"], **FIT)
+    painted = diffbmp.fit(str(files["png"]), ["circle"], **FIT)  # the note is a line of the fit (quiet here)
     reference = diffbmp.fit(str(files["untagged"]), ["circle"], **FIT)  # the sRGB conversion, saved untagged
     painted_saturation = saturation(painted.scene.render()[0].numpy())
     assert painted_saturation == pytest.approx(saturation(reference.scene.render()[0].numpy()), rel=0.02)
@@ -350,10 +349,32 @@ def test_png_save_options_tag_any_pillow_png():
 
 
 @pytest.mark.usefixtures("one_thread")
-@pytest.mark.xfail(strict=True, reason="final.png is written by diffbmp.fitting.recording.write_png, which does not "
-                   "yet pass diffbmp.colour.png_save_options() to Image.save; remove this mark when it does")
 def test_the_fits_final_png_is_tagged_srgb(tmp_path, tagged):
     result = diffbmp.fit(str(tagged["ProPhoto RGB"]["untagged"]), ["circle"], n=20, steps=5, size=32, quiet=True,
                          out=tmp_path / "run", output={"frames": 0, "gif": False, "mp4": False})
     with Image.open(result.paths["final"]) as img:
         assert img.info.get("srgb") == 0 or "icc_profile" in img.info
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_fit_says_once_which_profile_it_applied(tmp_path, tagged, capsys):
+    path = tagged["ProPhoto RGB"]["png"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ColourNote)  # shown as a line of the fit, not as a Python warning
+        diffbmp.fit(str(path), ["circle"], n=10, steps=2, size=32, out=tmp_path / "run",
+                    output={"frames": 0, "gif": False, "mp4": False, "progress": False})
+    printed = capsys.readouterr()
+    lines = [line for line in (printed.out + printed.err).splitlines() if "converted from its embedded profile" in line]
+    assert lines == [f"diffbmp: note: {path.name}: converted from its embedded profile 'ProPhoto RGB' to sRGB"]
+
+
+def test_colour_notes_are_counted_beyond_three_and_other_warnings_pass():
+    said: list[str] = []
+    with pytest.warns(UserWarning, match="unrelated"):
+        with colour_notes_to(said.append):
+            for index in range(5):
+                warnings.warn(f"frame_{index}.png: converted from its embedded profile 'P3' to sRGB", ColourNote)
+            warnings.warn("frame_0.png: converted from its embedded profile 'P3' to sRGB", ColourNote)  # the same again
+            warnings.warn("unrelated", UserWarning)
+    assert said == [f"note: frame_{index}.png: converted from its embedded profile 'P3' to sRGB" for index in range(3)] + [
+        "note: ... and 2 more files likewise"]

@@ -75,7 +75,7 @@ def _auto_texture_size(scene: Scene, scale: float) -> int:
     if not bool(textured.any()):
         return 0
     # A primitive spans 2 * max(sx, sy) pixels of the exported canvas along its longer side.
-    needed = float(2.0 * torch.exp(scene.log_scales.detach()[textured]).max()) * scale
+    needed = float(2.0 * scene.params().scales.detach()[textured].max()) * scale
     if needed <= current:
         return 0
     target = min(AUTO_TEXTURE_CAP, 2 ** math.ceil(math.log2(needed)))

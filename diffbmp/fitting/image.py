@@ -27,6 +27,7 @@ from ..errors import ConfigError, OutputError
 from ..losses import mse, ssim_loss
 from ..primitives import TextureBank
 from ..scene import Scene
+from ..colour import colour_notes_to
 from ..targets import Target, load_map, load_target
 from .budget import ROUND_COLUMNS
 from .loop import Fitter, StepInfo
@@ -195,12 +196,13 @@ def _run_image(config: FitConfig, folder: RunFolder | None, *, target: Any, bank
                resume_hint: str | None) -> "FitResult":
     """:func:`run` for a still image, in a run folder this process holds (or none)."""
     say = _messages(quiet)
-    loaded = load_target(config.target if target is None else target, config.size)
-    if bank is None:
-        bank = build_bank(config)
-    height, width = loaded.height, loaded.width
-    weight_tensor = _map(weight_map if weight_map is not None else config.loss.weight_map, height, width, "weight map")
-    mask_tensor = _map(mask if mask is not None else config.loss.mask, height, width, "mask")
+    with colour_notes_to(say):  # images with an embedded profile are converted to sRGB: say so once
+        loaded = load_target(config.target if target is None else target, config.size)
+        if bank is None:
+            bank = build_bank(config)
+        height, width = loaded.height, loaded.width
+        weight_tensor = _map(weight_map if weight_map is not None else config.loss.weight_map, height, width, "weight map")
+        mask_tensor = _map(mask if mask is not None else config.loss.mask, height, width, "mask")
     check_shape_weights(config, bank)
     device, backend = _device_and_backend(config)
 

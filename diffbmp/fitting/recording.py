@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from .._tempfiles import publish_file, temporary_for, writing
+from ..colour import png_save_options
 from ..errors import output_error
 
 __all__ = ["to_uint8", "write_png", "write_animation", "frame_paths"]
@@ -43,7 +44,7 @@ def write_png(path: str | os.PathLike, pixels: np.ndarray) -> Path:
         fd, temporary = _atomic_path(path)
         try:
             with os.fdopen(fd, "wb") as handle:
-                Image.fromarray(pixels).save(handle, format="PNG")
+                Image.fromarray(pixels).save(handle, format="PNG", **png_save_options())
             publish_file(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

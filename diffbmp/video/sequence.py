@@ -27,11 +27,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from ..colour import colour_notes_to
 from ..config import FitConfig, config_from_dict, dump_config, result_relevant
 from ..errors import ConfigError, InputError, OutputError
 from ..fitting.checkpoints import damaged, reading
 from ..fitting.loop import Fitter, Regulariser, RegulariserInput, StepInfo
 from ..fitting.recording import to_uint8, write_animation, write_png
+from ..fitting.shapes import fit_constraints
 from ..params import PrimitiveParams
 from ..primitives import TextureBank
 from ..scene import Scene
@@ -211,6 +213,7 @@ class _Sequence:
         if self.previous is not None:
             previous = {name: t.detach().cpu().clone() for name, t in self.previous.raw_tensors().items()}
             previous["shape_ids"] = self.previous.shape_ids.detach().cpu().clone()
+            previous["stages"] = self.previous.stages.detach().cpu().clone()
         return {
             "format": VIDEO_CHECKPOINT_FORMAT,
             "version": VIDEO_CHECKPOINT_VERSION,
@@ -257,8 +260,12 @@ class _Sequence:
         if state["previous"] is not None:
             raw = dict(state["previous"])
             shape_ids = raw.pop("shape_ids")
+            stages = raw.pop("stages", None)  # checkpoints written before stage ids: all 0
+            # The raw tensors were saved under the fit's constraints, so they are read under them.
             self.previous = Scene(height=self.clip.height, width=self.clip.width, bank=self.bank,
-                                  shape_ids=shape_ids.to(self.device), **{k: v.to(self.device) for k, v in raw.items()})
+                                  shape_ids=shape_ids.to(self.device), **{k: v.to(self.device) for k, v in raw.items()},
+                                  stages=None if stages is None else stages.to(self.device),
+                                  constraints=fit_constraints(self.config, self.bank))
         self.previous_painted = None if state["painted"] is None else state["painted"].to(self.device)
         self.background = None if state["background"] is None else state["background"].to(self.device)
         self.optimizer_state = state.get("optimizer")
@@ -456,11 +463,12 @@ def _run_video(config: FitConfig, folder: "VideoFolder | None", *, target: Any, 
     weight_spec = weight_map if weight_map is not None else config.loss.weight_map
     mask_spec = mask if mask is not None else config.loss.mask
     per_frame = any(spec is not None and _is_map_sequence(spec) for spec in (weight_spec, mask_spec))
-    clip = load_clip(spec, config.size, selection, count_all=per_frame)
-    weight_maps = load_frame_maps(weight_spec, clip, selection, "weight map")
-    masks = load_frame_maps(mask_spec, clip, selection, "mask")
-    if bank is None:
-        bank = build_bank(config)
+    with colour_notes_to(say):  # frames with an embedded profile are converted to sRGB: say so once
+        clip = load_clip(spec, config.size, selection, count_all=per_frame)
+        weight_maps = load_frame_maps(weight_spec, clip, selection, "weight map")
+        masks = load_frame_maps(mask_spec, clip, selection, "mask")
+        if bank is None:
+            bank = build_bank(config)
     check_shape_weights(config, bank)
     device, backend = _device_and_backend(config)
     psd_frames = psd_indices(config.video.psd_frames, len(clip))
