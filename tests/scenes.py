@@ -30,8 +30,10 @@ def resumed_after_interrupt(folder, stop: int, *args, **options):
 
 
 def assert_same_scene(a: Scene, b: Scene) -> None:
-    """The two scenes are equal bit for bit (shapes and every raw tensor)."""
+    """The two scenes are equal bit for bit (shapes, stages, constraints and every raw tensor)."""
     assert torch.equal(a.shape_ids, b.shape_ids)
+    assert torch.equal(a.stages, b.stages)
+    assert a.constraints == b.constraints
     for name in RAW:
         assert torch.equal(getattr(a, name), getattr(b, name)), name
 

@@ -608,6 +608,25 @@ def test_a_crash_with_periodic_checkpoints_resumes_exactly(tmp_path, monkeypatch
     assert [int(row["frame"]) for row in read_csv(out / "frames.csv")] == [0, 1, 2, 3]
 
 
+def test_a_constrained_fit_interrupted_between_frames_resumes_exactly(tmp_path, monkeypatch):
+    # The previous frame's scene comes back from the checkpoint under the fit's constraints.
+    options = {**RESUMABLE, "constraints": {"circle": {"aspect": "keep", "rotation": 30}}}
+    straight = diffbmp.fit_video(RESUME_CLIP, ["circle"], **options)
+    for scene in straight.scenes:
+        scales = scene.params().scales
+        assert torch.allclose(scales[:, 0], scales[:, 1], rtol=1e-5)
+    out = tmp_path / "run"
+    real = sequence_module.carry_over
+    monkeypatch.setattr(sequence_module, "carry_over", fail_on_call(real, 2, KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        diffbmp.fit_video(RESUME_CLIP, ["circle"], out=out, **options)
+    monkeypatch.setattr(sequence_module, "carry_over", real)
+    resumed = diffbmp.fit_video(RESUME_CLIP, ["circle"], out=out, resume=True, **options)
+    assert resumed.completed
+    for a, b in zip(straight.scenes, resumed.scenes):
+        assert_same_scene(a, b)
+
+
 def test_resuming_with_another_clip_is_refused(tmp_path):
     out = tmp_path / "run"
 
