@@ -337,10 +337,11 @@ class FitConfig(_Section):
                         "(video file, animated GIF, folder of frames, 'demo:moving_disc'), see docs/video.md")
     size: int = Field(256, ge=8, le=16384, description="longer side of the fitting canvas, pixels")
     primitives: list[str] = Field(default_factory=lambda: ["circle"], min_length=1, description="shapes: circle, gaussian, built-ins "
-                                  "(brush_flat, leaf, star, ...), 'text:<characters>', image/SVG files or folders")
+                                  "(brush_flat, leaf, star, ...), 'text:<characters>' or 'text:<characters>@<font>', image/SVG files or folders")
     texture_size: int = Field(128, ge=8, le=4096, description="longer side of bitmap primitives, texels")
-    text_font: Optional[str] = Field(None, description="font of `text:` primitives: a .ttf/.otf path or an installed "
-                                     "font's file name (null: Pillow's built-in font: Latin letters, digits, punctuation)")
+    text_font: Optional[str] = Field(None, description="font of `text:` primitives: a family name ('DejaVu Serif'), "
+                                     "a .ttf/.otf path or an installed font's file name; one shape can name its own "
+                                     "with 'text:Aa@<font>' (null: Pillow's built-in font: Latin letters, digits, punctuation)")
     constraints: dict[str, ShapeConstraint] = Field(
         default_factory=dict, description="per-shape rotation and aspect constraints: a shape of `primitives` (or a "
         "pattern such as 'text:*') -> {rotation: ..., aspect: ...}, e.g. {circle: {aspect: keep}}; later patterns "
