@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from diffbmp import InputError, PrimitiveParams, TextureBank
+from diffbmp.constraints import Constraint, ShapeConstraints
 from diffbmp.errors import OutputError
 from diffbmp.exports import atomic, export
 from diffbmp.exports.atomic import atomic_open
@@ -116,6 +117,25 @@ def test_json_round_trip(scene, tmp_path):
         assert (original.rgba is None) == (restored.rgba is None)
         if original.rgba is not None:
             assert torch.allclose(original.rgba, restored.rgba, atol=0.5 / 255 + 1e-6)
+
+
+def test_json_keeps_stages_and_constraints(scene, tmp_path):
+    constraints = ShapeConstraints([Constraint(rotation=(-0.3, 0.3), aspect=1.0)] + [Constraint()] * (len(scene.bank) - 1))
+    staged = Scene.from_params(scene.params(), scene.bank, scene.height, scene.width, stages=torch.arange(len(scene)) % 3,
+                               constraints=constraints)
+    data = json.loads(export(staged, tmp_path / "staged.json").read_text())
+    assert [row["stage"] for row in data["primitives"]] == (torch.arange(len(scene)) % 3).tolist()
+    assert data["shapes"][0]["constraint"] == {"rotation": [-0.3, 0.3], "aspect": 1.0}
+    assert all("constraint" not in shape for shape in data["shapes"][1:])
+    loaded = read_json(tmp_path / "staged.json")
+    assert torch.equal(loaded.stages, staged.stages) and loaded.constraints == constraints
+    assert torch.allclose(loaded.params().rotations, staged.params().rotations, atol=2e-5)
+    # A file without stage ids or constraints (written before them) reads as stage 0, unconstrained.
+    for row in data["primitives"]:
+        del row["stage"]
+    del data["shapes"][0]["constraint"]
+    plain = scene_from_dict(data)
+    assert plain.constraints is None and not bool(plain.stages.any())
 
 
 def test_json_from_a_newer_version_is_refused(scene):

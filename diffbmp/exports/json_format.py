@@ -4,7 +4,9 @@ All geometry is in pixels of the exported canvas (the scene's canvas times ``sca
 grows to the right, ``y`` downwards, pixel (row i, column j) has its centre at
 (j + 0.5, i + 0.5), and a positive rotation turns clockwise on screen. A primitive's shape
 fills its local square [-1, 1]^2, which ``half_extents`` stretch and ``rotation`` turns about
-``center`` (docs/rendering.md, sections 2-3). ``z`` is the painting order (0 is the bottom).
+``center`` (docs/rendering.md, sections 2-3). ``z`` is the painting order (0 is the bottom),
+``stage`` the fit's stage that added the primitive; a shape with a rotation or aspect
+constraint carries it as ``constraint`` (rotation range in radians, kept width/height ratio).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from PIL import Image
 
 from ..constants import KIND_CIRCLE, KIND_GAUSSIAN, KIND_TEXTURE
+from ..constraints import ShapeConstraints
 from ..errors import InputError
 from ..params import PrimitiveParams
 from ..primitives import BankEntry, TextureBank
@@ -66,9 +69,13 @@ def scene_to_dict(scene: Scene, scale: float = 1.0, *, embed_textures: bool = Fa
         beta = params.beta_or_zeros().detach().double().cpu().tolist()
         ids = params.shape_ids.detach().cpu().tolist()
         background = scene.background().detach().double().cpu().tolist()
+    stages = scene.stages.detach().cpu().tolist()
+    limits = scene.constraints.to_json() if scene.constraints is not None else [None] * len(scene.bank)
     shapes = []
     for k, entry in enumerate(scene.bank):
         shape: dict[str, Any] = {"id": k, "name": entry.name, "kind": KIND_NAMES[entry.kind], "source": entry.source}
+        if limits[k] is not None and (limits[k]["rotation"] is not None or limits[k]["aspect"] is not None):
+            shape["constraint"] = limits[k]  # rotation range in radians, kept width/height ratio
         if entry.rgba is not None:
             shape["width"], shape["height"] = int(entry.rgba.shape[1]), int(entry.rgba.shape[0])
             if embed_textures:
@@ -88,6 +95,7 @@ def scene_to_dict(scene: Scene, scale: float = 1.0, *, embed_textures: bool = Fa
             "color": _colour(colors[n]),
             "opacity": opacities[n],
             "beta": beta[n],
+            "stage": stages[n],
         }
         for n in range(len(ids))
     ]
@@ -169,7 +177,13 @@ def scene_from_dict(data: dict[str, Any], bank: TextureBank | None = None) -> Sc
             shape_ids=torch.tensor([int(row["shape_id"]) for row in rows], dtype=torch.long),
             beta=column("beta")[:, 0],
         ).map(lambda t: t.float() if t.is_floating_point() else t)
-        scene = Scene.from_params(params, bank, int(canvas["scene_height"]), int(canvas["scene_width"]), tuple(data["background"]["rgb"]))
+        stages = torch.tensor([int(row.get("stage", 0)) for row in rows], dtype=torch.long)  # files before stage ids: 0
+        constraints = None
+        if any("constraint" in shape for shape in shapes):
+            free = {"rotation": None, "aspect": None}
+            constraints = ShapeConstraints.from_json([shape.get("constraint", free) for shape in shapes], len(shapes))
+        scene = Scene.from_params(params, bank, int(canvas["scene_height"]), int(canvas["scene_width"]),
+                                  tuple(data["background"]["rgb"]), stages=stages, constraints=constraints)
     except (KeyError, TypeError, IndexError) as error:
         raise InputError(f"the JSON scene is missing or has a malformed field ({error!r})") from error
     scene.metadata = dict(data.get("metadata") or {})
