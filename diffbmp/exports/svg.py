@@ -358,6 +358,9 @@ def svg_document(
         raise InputError(f"scale must be a positive number, got {scale!r}")
     if not (isinstance(blur, (int, float)) and math.isfinite(blur) and blur >= 0):
         raise InputError(f"blur must be a number >= 0 (pixels), got {blur!r}")
+    for name, value in (("mipmaps", mipmaps), ("vectors", vectors)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputError(f"{name} must be true or false, got {value!r}")
     bank = bank_for_scale(scene, scale, texture_size)
     with torch.no_grad():
         return _Writer(scene, bank, float(scale), float(blur), bool(transparent), bool(mipmaps), bool(vectors)).document()

@@ -7,15 +7,19 @@ two pictures (alpha stencil, opaque colours) that make the colour blend exact.
   keeps, docs/rendering.md 5.4), so that the viewer finds 1-2 texels per output pixel along
   each axis of the primitive: many viewers (resvg, browsers at some zoom levels) sample a
   minified image without prefiltering it, which aliases its edges;
-- at a fitted blur, blurred by the model's blur, which an isotropic screen Gaussian makes an
-  axis-aligned Gaussian of ``blur * w / (2 sx)`` by ``blur * h / (2 sy)`` texels
-  (section 4), quantised to quarter octaves so that primitives of similar sizes share a copy.
-  Blurring the image itself rather than through ``feGaussianBlur`` is exact in every viewer:
-  librsvg (2.54) draws deviations under two device pixels far too sharp (its kernel's outer
-  taps are sampled one pixel too far out), and viewers without filters ignore the blur.
+- at a fitted blur, blurred as the model blurs it. An isotropic screen Gaussian of deviation
+  ``sigma_e`` is an axis-aligned Gaussian of ``sigma_e * w / (2 sx)`` by
+  ``sigma_e * h / (2 sy)`` texels (section 4), which the model draws from a blend of two
+  rip-map levels (5.4); the copy carries the spread of that blend (:func:`model_variance`)
+  less what the viewer adds itself (its one-pixel antialiasing and its interpolation of the
+  copy's texels), quantised to quarter octaves so that primitives of similar sizes share a
+  copy. Blurring the image itself rather than through ``feGaussianBlur`` draws the same in
+  every viewer: librsvg (2.54) draws deviations under two device pixels far too sharp (its
+  kernel's outer taps are sampled one pixel too far out), and viewers without filters
+  ignore the blur.
 
-The viewer's own antialiasing (about a one-pixel box, of deviation ``PIXEL_SIGMA``) plays the
-part of the model's pixel prefilter, so the copies carry the fitted blur only.
+Sharp exports (no fitted blur) leave the prefilter to the viewer, which antialiases a
+magnified or minified image on its own.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..constants import MIP_BASE_SIGMA, PIXEL_SIGMA
+from ..primitives.pyramid import num_levels
 from .textures import to_uint8
 
-__all__ = ["Variant", "VariantImage", "choose_variants", "variant_image", "opaque_colours", "white_stencil", "is_white"]
+__all__ = ["Variant", "VariantImage", "choose_variants", "model_variance", "variant_image", "opaque_colours", "white_stencil", "is_white"]
 
 #: Steps per octave of the blur deviations that get a copy of their own.
 BLUR_STEPS_PER_OCTAVE = 4
@@ -81,6 +87,37 @@ def _halvings(texels: int, extent_px: np.ndarray) -> np.ndarray:
     return np.clip(level, 0, max(0, deepest))
 
 
+def model_variance(deviation: np.ndarray, texels: int) -> np.ndarray:
+    """Variance (base texels squared) of the model's texture filter for a Gaussian of
+    ``deviation`` base texels along an axis of ``texels`` texels (docs/rendering.md 5.4).
+
+    Level ``i >= 1`` is the texture blurred by ``MIP_BASE_SIGMA * 2**i`` texels, read halfway
+    between base texels (a quarter texel squared) and interpolated linearly between its own
+    texels ``2**i`` apart (a sixth of their spacing squared, over all phases); level 0 is the
+    linear interpolation alone. The model blends two neighbouring levels linearly.
+    """
+    deepest = num_levels(texels) - 1
+    lx = np.clip(np.log2(np.maximum(deviation, 1e-12) / MIP_BASE_SIGMA), 0, deepest)
+    i0 = np.floor(lx)
+    i1 = np.minimum(i0 + 1, deepest)
+    f = lx - i0
+
+    def level(i: np.ndarray) -> np.ndarray:
+        spread = (MIP_BASE_SIGMA * 2.0**i) ** 2 + 0.25 + 4.0**i / 6.0
+        return np.where(i == 0, 1.0 / 6.0, spread)
+
+    return (1.0 - f) * level(i0) + f * level(i1)
+
+
+def _copy_deviation(texels: int, extent_px: np.ndarray, halvings: np.ndarray, sigma_e: float, scale: float) -> np.ndarray:
+    """Deviation (base texels) a copy carries so that the viewer, adding its one-pixel box and
+    its interpolation of the copy's texels, draws the model's spread."""
+    per_px = texels / np.maximum(extent_px, 1e-9)  # base texels per output pixel
+    target = model_variance(sigma_e * scale * per_px, texels)
+    viewer = (PIXEL_SIGMA * per_px) ** 2 + 4.0**halvings / 6.0
+    return np.sqrt(np.maximum(target - viewer, 0.0))
+
+
 def _blur_steps(deviation_texels: np.ndarray) -> list[int | None]:
     steps = np.rint(BLUR_STEPS_PER_OCTAVE * np.log2(np.maximum(deviation_texels, 1e-12))).astype(np.int64)
     return [int(s) if d > 0 else None for s, d in zip(steps, deviation_texels)]
@@ -103,7 +140,9 @@ def choose_variants(
     else:
         hx = hy = np.zeros(len(sx), dtype=np.int64)
     if blur > 0:
-        bx, by = _blur_steps(blur * width / (2 * sx)), _blur_steps(blur * height / (2 * sy))
+        sigma_e = math.sqrt(blur**2 + (PIXEL_SIGMA / scale) ** 2)  # canvas pixels (section 4)
+        bx = _blur_steps(_copy_deviation(width, 2 * sx * scale, hx, sigma_e, scale))
+        by = _blur_steps(_copy_deviation(height, 2 * sy * scale, hy, sigma_e, scale))
     else:
         bx = by = [None] * len(sx)
     return [Variant(int(a), int(b), c, d) for a, b, c, d in zip(hx, hy, bx, by)]
