@@ -135,6 +135,7 @@ class _Writer:
         self.variants = self._variants()
         self.images: dict[tuple[int, Variant], VectorArt | VariantImage] = {}
         self.art = self._vector_art() if vectors and blur == 0 else {}
+        self.stencil_colours: dict[int, np.ndarray] = {}
 
     def document(self) -> str:
         height, width = self.scene.canvas_size(self.scale)
@@ -243,9 +244,11 @@ class _Writer:
 
     def _stencil_colour(self, k: int) -> np.ndarray:
         """The mean own colour of bitmap ``k``, weighted by its alpha."""
-        rgba = self.bank[k].rgba.detach().double().cpu().numpy()
-        alpha = rgba[..., 3:]
-        return (rgba[..., :3] * alpha).sum((0, 1)) / max(float(alpha.sum()), 1e-12)
+        if k not in self.stencil_colours:
+            rgba = self.bank[k].rgba.detach().double().cpu().numpy()
+            alpha = rgba[..., 3:]
+            self.stencil_colours[k] = (rgba[..., :3] * alpha).sum((0, 1)) / max(float(alpha.sum()), 1e-12)
+        return self.stencil_colours[k]
 
     def _flat_colour(self, n: int) -> str:
         # Analytic shapes are white (Q = 1), so the blend is a lerp towards white.

@@ -235,29 +235,29 @@ def white_stencil(pixels: np.ndarray) -> np.ndarray:
     return np.stack([np.full(pixels.shape[:2], 255, np.uint8), pixels[..., 3]], axis=-1)
 
 
+def _box3(values: np.ndarray) -> np.ndarray:
+    """Sum over each texel's 3x3 neighbourhood (zero outside) of [H, W, ...] values."""
+    h, w = values.shape[:2]
+    padded = np.pad(values, ((1, 1), (1, 1)) + ((0, 0),) * (values.ndim - 2))
+    return sum(padded[i:i + h, j:j + w] for i in range(3) for j in range(3))
+
+
 def opaque_colours(pixels: np.ndarray, reach: int = 4) -> np.ndarray:
     """8-bit RGB [H, W, 3]: the straight colours of RGBA ``pixels``, carried ``reach`` texels
     into the transparent ones (an image filter reading across the edge then finds the edge's
     colour, as the model's premultiplied interpolation does) and the mean colour beyond."""
-    alpha = pixels[..., 3:].astype(np.float32) / 255
-    colour = pixels[..., :3].astype(np.float32) / 255
-    known = (alpha > 0).astype(np.float32)
+    alpha = pixels[..., 3].astype(np.float64) / 255
+    colour = pixels[..., :3].astype(np.float64) / 255
+    known = alpha > 0
     if not known.any():
         return np.full(pixels.shape[:2] + (3,), 255, np.uint8)
-    weights = known * alpha
-    sum_colour, sum_weight = colour * weights, weights.copy()
+    mean = (colour * alpha[..., None]).sum((0, 1)) / alpha.sum()
+    weight = alpha  # the first ring: the neighbours' colours weighted as the model weighs them
     for _ in range(reach):
-        # A 3x3 box of the known colours, weighted by alpha, fills the unknown ring around them.
-        padded_c = np.pad(sum_colour, ((1, 1), (1, 1), (0, 0)))
-        padded_w = np.pad(sum_weight, ((1, 1), (1, 1), (0, 0)))
-        h, w = sum_weight.shape[:2]
-        box_c = sum(padded_c[i:i + h, j:j + w] for i in range(3) for j in range(3))
-        box_w = sum(padded_w[i:i + h, j:j + w] for i in range(3) for j in range(3))
-        fill = (sum_weight <= 0) & (box_w > 0)
-        sum_colour = np.where(fill, box_c / np.maximum(box_w, 1e-12), sum_colour)
-        sum_weight = np.where(fill, 1.0, sum_weight)
-        colour = np.where(sum_weight > 0, sum_colour / np.maximum(sum_weight, 1e-12), colour)
-        sum_colour, sum_weight = colour * (sum_weight > 0), (sum_weight > 0).astype(np.float32)
-    mean = (pixels[..., :3].astype(np.float32) / 255 * alpha).sum((0, 1)) / alpha.sum()
-    colour = np.where(sum_weight > 0, colour, mean)
+        sums, weights = _box3(colour * weight[..., None]), _box3(weight)
+        ring = ~known & (weights > 0)
+        colour[ring] = sums[ring] / weights[ring, None]
+        known = known | ring
+        weight = known.astype(np.float64)
+    colour[~known] = mean
     return to_uint8(colour)
