@@ -133,7 +133,7 @@ class _Writer:
         self.beta = params.beta_or_zeros().detach().double().cpu().numpy()
         self.ids = params.shape_ids.detach().cpu().numpy()
         self.variants = self._variants()
-        self.images: dict[tuple[int, Variant], VectorArt | VariantImage] = {}
+        self.images: dict[tuple[int, Variant], VariantImage] = {}
         self.art = self._vector_art() if vectors and blur == 0 else {}
         self.stencil_colours: dict[int, np.ndarray] = {}
 
