@@ -56,7 +56,17 @@ from ..primitives import TextureBank
 from ..primitives.outlines import VectorArt, vector_art
 from ..scene import Scene
 from .atomic import atomic_open
-from .svg_bitmaps import Variant, VariantImage, choose_variants, is_white, opaque_colours, variant_image, white_stencil
+from .svg_bitmaps import (
+    Variant,
+    VariantImage,
+    choose_variants,
+    is_white,
+    opaque_colours,
+    outline_softening,
+    softening_deviation,
+    variant_image,
+    white_stencil,
+)
 from .svg_profiles import circle_profile, circle_stops, gaussian_profile, gaussian_stops, radial_gradient
 from .textures import bank_for_scale, hex_color, png_bytes
 
@@ -135,6 +145,7 @@ class _Writer:
         self.variants = self._variants()
         self.images: dict[tuple[int, Variant], VariantImage] = {}
         self.art = self._vector_art() if vectors and blur == 0 else {}
+        self.softening = self._softening()
         self.stencil_colours: dict[int, np.ndarray] = {}
 
     def document(self) -> str:
@@ -190,8 +201,41 @@ class _Writer:
         form = self.art.get(int(self.ids[n]))
         return form is not None and (not form.own_colours or blend_mode(self.beta[n]) == "own")
 
+    def _softening(self) -> dict[int, str]:
+        """Per vector-drawn primitive, the id of the blur filter that gives its outline the
+        softness of the model's drawing of its bitmap (:func:`~.svg_bitmaps.outline_softening`)."""
+        softening: dict[int, str] = {}
+        self.softening_filters: dict[str, str] = {}
+        for k, form in self.art.items():
+            users = [n for n in np.flatnonzero(self.ids == k) if self._as_vector(n)]
+            if not users:
+                continue
+            bx = outline_softening(form.width, 2 * self.scales[users, 0] * self.scale)
+            by = outline_softening(form.height, 2 * self.scales[users, 1] * self.scale)
+            for n, steps in zip(users, zip(bx, by)):
+                if steps == (None, None):
+                    continue
+                fid = f"soft{k}_" + "_".join("n" if step is None else str(step).replace("-", "m") for step in steps)
+                if fid not in self.softening_filters:
+                    self.softening_filters[fid] = self._softening_filter(fid, form, *steps)
+                softening[int(n)] = fid
+        return softening
+
+    @staticmethod
+    def _softening_filter(fid: str, form: VectorArt, step_x: int | None, step_y: int | None) -> str:
+        dx = 0.0 if step_x is None else softening_deviation(step_x)
+        dy = 0.0 if step_y is None else softening_deviation(step_y)
+        # The region in the bitmap's own texels (its box and the blur's tails): viewers differ
+        # on the bounding box of a <use>, so it is not left to them.
+        mx, my = 3 * dx + 1, 3 * dy + 1
+        return (
+            f'<filter id="{fid}" filterUnits="userSpaceOnUse" x="{_g(-form.width / 2 - mx)}" y="{_g(-form.height / 2 - my)}" '
+            f'width="{_g(form.width + 2 * mx)}" height="{_g(form.height + 2 * my)}" color-interpolation-filters="sRGB">'
+            f'<feGaussianBlur stdDeviation="{_g(dx)} {_g(dy)}"/></filter>'
+        )
+
     def _vector_defs(self) -> list[str]:
-        defs = []
+        defs = list(self.softening_filters.values())
         for k, form in self.art.items():
             if any(self._as_vector(n) for n in np.flatnonzero(self.ids == k)):
                 # The markup's box [0, w] x [0, h] moved onto the bitmap's [-w/2, w/2] x [-h/2, h/2].
@@ -303,9 +347,16 @@ class _Writer:
             if self.opacities[n] <= 0:
                 return ""
             if self.art[k].own_colours:
-                return f'<g id="{pid}" transform="{transform}" opacity="{opacity}"><use xlink:href="#vec{k}"/></g>'
+                soft = f' filter="url(#{self.softening[n]})"' if n in self.softening else ""
+                return f'<g id="{pid}" transform="{transform}" opacity="{opacity}"><use xlink:href="#vec{k}"{soft}/></g>'
             # A stencil's own colour Q is its bitmap's (white for glyphs): the blend is one flat fill.
             colour = hex_color((1.0 - self.beta[n]) * self.colors[n] + self.beta[n] * self._stencil_colour(k))
+            if n in self.softening:
+                # The blur's user units are the texels of the bitmap's frame: the filter goes on
+                # an element inside the transformed group (librsvg misplaces a filter on an
+                # element that carries the transform itself).
+                return (f'<g id="{pid}" transform="{transform}"><use xlink:href="#vec{k}" fill="{colour}" '
+                        f'fill-opacity="{opacity}" filter="url(#{self.softening[n]})"/></g>')
             return f'<use id="{pid}" xlink:href="#vec{k}" transform="{transform}" fill="{colour}" fill-opacity="{opacity}"/>'
         if (k, variant) not in self.images:
             return ""  # fully transparent

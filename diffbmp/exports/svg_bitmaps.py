@@ -35,7 +35,8 @@ from ..constants import MIP_BASE_SIGMA, PIXEL_SIGMA
 from ..primitives.pyramid import num_levels
 from .textures import to_uint8
 
-__all__ = ["Variant", "VariantImage", "choose_variants", "model_variance", "variant_image", "opaque_colours", "white_stencil", "is_white"]
+__all__ = ["Variant", "VariantImage", "choose_variants", "model_variance", "outline_softening", "softening_deviation",
+           "variant_image", "opaque_colours", "white_stencil", "is_white"]
 
 #: Steps per octave of the blur deviations that get a copy of their own.
 BLUR_STEPS_PER_OCTAVE = 4
@@ -116,6 +117,32 @@ def _copy_deviation(texels: int, extent_px: np.ndarray, halvings: np.ndarray, si
     target = model_variance(sigma_e * scale * per_px, texels)
     viewer = (PIXEL_SIGMA * per_px) ** 2 + 4.0**halvings / 6.0
     return np.sqrt(np.maximum(target - viewer, 0.0))
+
+
+def outline_softening(texels: int, extent_px: np.ndarray) -> list[int | None]:
+    """Blur steps (quantised like a copy's, see :class:`Variant`; None: none) that make a
+    vector outline drawn ``extent_px`` output pixels across look like the model's drawing of
+    its ``texels``-texel bitmap.
+
+    The model draws the bitmap (the outline's area coverage per texel: a one-texel box)
+    through its texture filter at the pixel prefilter's deviation (:func:`model_variance`);
+    a viewer draws the outline with its one-pixel antialiasing alone. The difference is a
+    Gaussian in texels of the bitmap's own frame, which an ``feGaussianBlur`` on the outline's
+    ``<use>`` (whose user units are those texels) supplies. It matters where a primitive is
+    drawn at a few texels per pixel or fewer; an export at a larger scale re-makes the bitmaps
+    finer, and the blur vanishes.
+    """
+    per_px = texels / np.maximum(np.asarray(extent_px, np.float64), 1e-9)  # texels per output pixel
+    target = 1.0 / 12.0 + model_variance(PIXEL_SIGMA * per_px, texels)
+    viewer = (PIXEL_SIGMA * per_px) ** 2
+    deviation = np.sqrt(np.maximum(target - viewer, 0.0))
+    # Under a twentieth of an output pixel it moves no 8-bit value.
+    return _blur_steps(np.where(deviation / per_px < 0.05, 0.0, deviation))
+
+
+def softening_deviation(step: int) -> float:
+    """The deviation (texels) of a blur step of :func:`outline_softening`."""
+    return 2.0 ** (step / BLUR_STEPS_PER_OCTAVE)
 
 
 def _blur_steps(deviation_texels: np.ndarray) -> list[int | None]:
