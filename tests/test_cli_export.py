@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -221,7 +222,13 @@ def test_select_subsets(staged, tmp_path, capsys):
     subset = scene.select(torch.tensor([0, 1, 2, 3, 12]))
     reference = np.clip(np.rint(subset.render()[0].numpy() * 255), 0, 255)
     assert code == 0 and np.abs(np.asarray(Image.open(tmp_path / "sub.png")).astype(int) - reference).max() <= 1
-    assert (tmp_path / "sub.svg").read_text().count("<ellipse") + (tmp_path / "sub.svg").read_text().count("<rect") >= 5
+    svg = (tmp_path / "sub.svg").read_text()
+    assert re.findall(r'id="p(\d{4})-', svg) == ["0000", "0001", "0002", "0003", "0012"]  # the whole scene's indices
+    # Bitmaps instead of outlines and drawings, for SVG only.
+    code, _, _ = run(capsys, "export", path, "--format", "svg", "-o", tmp_path / "flat.svg", "--no-vectors")
+    assert code == 0
+    code, _, err = run(capsys, "export", path, "--format", "png", "-o", tmp_path / "flat.png", "--no-vectors")
+    assert code == 2 and "--no-vectors does not apply to png" in err
     data = json.loads((tmp_path / "sub.json").read_text())
     assert len(data["primitives"]) == 5
     assert data["metadata"]["selection"] == {"indices": [0, 1, 2, 3, 12], "count": 16, "selections": ["index=0-3,12"]}

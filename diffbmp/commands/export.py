@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     parser.add_argument("--dpi", type=dpi_value, default=None, help="psd, png: resolution written in the file, pixels per inch (psd default 72; png: none unless given)")
     parser.add_argument("--blur", type=non_negative_float, default=None, help="psd, png, svg: soft-rasterization width in scene pixels (default 0)")
     parser.add_argument("--embed-textures", action="store_true", default=None, help="json: include the bitmaps as base64 PNGs")
+    parser.add_argument("--no-vectors", dest="vectors", action="store_false", default=None,
+                        help="svg: embed glyphs and SVG stamps as bitmaps instead of their outlines and drawings")
     parser.set_defaults(handler=run)
 
 
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         "blur": args.blur,
         "texture_size": args.texture_size,
         "embed_textures": args.embed_textures,
+        "vectors": args.vectors,
     }
     options = {key: value for key, value in given.items() if value is not None}
     _check_applicable(options, [name for _, name in outputs])
@@ -125,6 +128,6 @@ def _check_applicable(options: dict, names: list[str]) -> None:
     for key in options:
         if not any(key in writer_options(name) for name in names):
             takers = [fmt for fmt in sorted(FORMATS) if key in writer_options(fmt)]
-            flag = "--" + key.replace("_", "-")
+            flag = "--" + ("no-" if options[key] is False else "") + key.replace("_", "-")
             asked = names[0] if len(names) == 1 else " or ".join([", ".join(names[:-1]), names[-1]])
             raise InputError(f"{flag} does not apply to {asked} exports (it is for {', '.join(takers)})")

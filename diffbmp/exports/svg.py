@@ -67,6 +67,7 @@ from .svg_bitmaps import (
     variant_image,
     white_stencil,
 )
+from .selection import source_indices
 from .svg_profiles import circle_profile, circle_stops, gaussian_profile, gaussian_stops, radial_gradient
 from .textures import bank_for_scale, hex_color, png_bytes
 
@@ -142,6 +143,7 @@ class _Writer:
         self.opacities = params.opacities.detach().double().cpu().numpy()
         self.beta = params.beta_or_zeros().detach().double().cpu().numpy()
         self.ids = params.shape_ids.detach().cpu().numpy()
+        self.indices, self.total = source_indices(scene)
         self.variants = self._variants()
         self.images: dict[tuple[int, Variant], VariantImage] = {}
         self.art = self._vector_art() if vectors and blur == 0 else {}
@@ -279,7 +281,8 @@ class _Writer:
     # -- primitives ----------------------------------------------------------
     def _primitive(self, n: int) -> str:
         entry = self.bank[int(self.ids[n])]
-        pid = f"p{n:0{max(4, len(str(len(self.ids) - 1)))}d}-{_safe_id(entry.name)}"
+        # A subset (select_primitives) keeps the indices of the scene it was selected from.
+        pid = f"p{self.indices[n]:0{max(4, len(str(self.total - 1)))}d}-{_safe_id(entry.name)}"
         if entry.kind == KIND_CIRCLE:
             return self._circle(n, pid)
         if entry.kind == KIND_GAUSSIAN:
