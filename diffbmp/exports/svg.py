@@ -63,7 +63,6 @@ from .svg_bitmaps import (
     is_white,
     opaque_colours,
     outline_softening,
-    softening_deviation,
     variant_image,
     white_stencil,
 )
@@ -80,6 +79,8 @@ SOFT_EDGE_PX = 0.5
 SMALL_CIRCLE_PX = 2.0
 #: A beta this close to 0 or 1 is drawn as 0 or 1: the blend would move no 8-bit value.
 BETA_TOLERANCE = 0.5 / 255
+#: Outline softness (output pixels) under which no filter is written: it moves no 8-bit value.
+MIN_SOFTENING_PX = 0.05
 _XLINK = "http://www.w3.org/1999/xlink"
 
 
@@ -205,39 +206,45 @@ class _Writer:
 
     def _softening(self) -> dict[int, str]:
         """Per vector-drawn primitive, the id of the blur filter that gives its outline the
-        softness of the model's drawing of its bitmap (:func:`~.svg_bitmaps.outline_softening`)."""
+        softness of the model's drawing of its bitmap (:func:`~.svg_bitmaps.outline_softening`).
+
+        The blur is isotropic and in the canvas's frame (the geometric mean of the two axes'
+        deviations), on a group around the primitive, with its region given as the primitive's
+        box on the canvas: viewers that render a filter in the frame of a rotated, scaled
+        element (Chromium, Inkscape) resample it there, and viewers differ on a ``<use>``'s
+        bounding box.
+        """
         softening: dict[int, str] = {}
-        self.softening_filters: dict[str, str] = {}
+        self.softening_filters: list[str] = []
         for k, form in self.art.items():
-            users = [n for n in np.flatnonzero(self.ids == k) if self._as_vector(n)]
-            if not users:
+            users = np.array([n for n in np.flatnonzero(self.ids == k) if self._as_vector(n)], dtype=np.int64)
+            if len(users) == 0:
                 continue
-            bx = outline_softening(form.width, 2 * self.scales[users, 0] * self.scale)
-            by = outline_softening(form.height, 2 * self.scales[users, 1] * self.scale)
-            for n, steps in zip(users, zip(bx, by)):
-                if steps == (None, None):
+            extent_x, extent_y = 2 * self.scales[users, 0] * self.scale, 2 * self.scales[users, 1] * self.scale
+            # Deviations in output pixels along the primitive's two axes.
+            dx = outline_softening(form.width, extent_x) * extent_x / form.width
+            dy = outline_softening(form.height, extent_y) * extent_y / form.height
+            deviation = np.sqrt(dx * dy) / self.scale  # user units
+            for n, sigma in zip(users, deviation):
+                if sigma * self.scale < MIN_SOFTENING_PX:
                     continue
-                fid = f"soft{k}_" + "_".join("n" if step is None else str(step).replace("-", "m") for step in steps)
-                if fid not in self.softening_filters:
-                    self.softening_filters[fid] = self._softening_filter(fid, form, *steps)
+                fid = f"soft{len(self.softening_filters)}"
+                self.softening_filters.append(self._softening_filter(fid, int(n), float(sigma)))
                 softening[int(n)] = fid
         return softening
 
-    @staticmethod
-    def _softening_filter(fid: str, form: VectorArt, step_x: int | None, step_y: int | None) -> str:
-        dx = 0.0 if step_x is None else softening_deviation(step_x)
-        dy = 0.0 if step_y is None else softening_deviation(step_y)
-        # The region in the bitmap's own texels (its box and the blur's tails): viewers differ
-        # on the bounding box of a <use>, so it is not left to them.
-        mx, my = 3 * dx + 1, 3 * dy + 1
+    def _softening_filter(self, fid: str, n: int, sigma: float) -> str:
+        (x, y), (sx, sy), angle = self.means[n], self.scales[n], self.rotations[n]
+        c, s = abs(math.cos(angle)), abs(math.sin(angle))
+        margin = 3 * sigma + 1 / self.scale
+        ex, ey = c * sx + s * sy + margin, s * sx + c * sy + margin
         return (
-            f'<filter id="{fid}" filterUnits="userSpaceOnUse" x="{_g(-form.width / 2 - mx)}" y="{_g(-form.height / 2 - my)}" '
-            f'width="{_g(form.width + 2 * mx)}" height="{_g(form.height + 2 * my)}" color-interpolation-filters="sRGB">'
-            f'<feGaussianBlur stdDeviation="{_g(dx)} {_g(dy)}"/></filter>'
+            f'<filter id="{fid}" filterUnits="userSpaceOnUse" x="{_f(x - ex)}" y="{_f(y - ey)}" width="{_f(2 * ex)}" '
+            f'height="{_f(2 * ey)}" color-interpolation-filters="sRGB"><feGaussianBlur stdDeviation="{_f(sigma, 4)}"/></filter>'
         )
 
     def _vector_defs(self) -> list[str]:
-        defs = list(self.softening_filters.values())
+        defs = list(self.softening_filters)
         for k, form in self.art.items():
             if any(self._as_vector(n) for n in np.flatnonzero(self.ids == k)):
                 # The markup's box [0, w] x [0, h] moved onto the bitmap's [-w/2, w/2] x [-h/2, h/2].
@@ -350,17 +357,14 @@ class _Writer:
             if self.opacities[n] <= 0:
                 return ""
             if self.art[k].own_colours:
-                soft = f' filter="url(#{self.softening[n]})"' if n in self.softening else ""
-                return f'<g id="{pid}" transform="{transform}" opacity="{opacity}"><use xlink:href="#vec{k}"{soft}/></g>'
-            # A stencil's own colour Q is its bitmap's (white for glyphs): the blend is one flat fill.
-            colour = hex_color((1.0 - self.beta[n]) * self.colors[n] + self.beta[n] * self._stencil_colour(k))
+                element = f'<g transform="{transform}" opacity="{opacity}"><use xlink:href="#vec{k}"/></g>'
+            else:
+                # A stencil's own colour Q is its bitmap's (white for glyphs): the blend is one flat fill.
+                colour = hex_color((1.0 - self.beta[n]) * self.colors[n] + self.beta[n] * self._stencil_colour(k))
+                element = f'<use xlink:href="#vec{k}" transform="{transform}" fill="{colour}" fill-opacity="{opacity}"/>'
             if n in self.softening:
-                # The blur's user units are the texels of the bitmap's frame: the filter goes on
-                # an element inside the transformed group (librsvg misplaces a filter on an
-                # element that carries the transform itself).
-                return (f'<g id="{pid}" transform="{transform}"><use xlink:href="#vec{k}" fill="{colour}" '
-                        f'fill-opacity="{opacity}" filter="url(#{self.softening[n]})"/></g>')
-            return f'<use id="{pid}" xlink:href="#vec{k}" transform="{transform}" fill="{colour}" fill-opacity="{opacity}"/>'
+                return f'<g id="{pid}" filter="url(#{self.softening[n]})">{element}</g>'
+            return element.replace(" ", f' id="{pid}" ', 1)
         if (k, variant) not in self.images:
             return ""  # fully transparent
         image, name = self.images[k, variant], f"{k}_{variant.suffix}"

@@ -35,7 +35,7 @@ from ..constants import MIP_BASE_SIGMA, PIXEL_SIGMA
 from ..primitives.pyramid import num_levels
 from .textures import to_uint8
 
-__all__ = ["Variant", "VariantImage", "choose_variants", "model_variance", "outline_softening", "softening_deviation",
+__all__ = ["Variant", "VariantImage", "choose_variants", "model_variance", "outline_softening",
            "variant_image", "opaque_colours", "white_stencil", "is_white"]
 
 #: Steps per octave of the blur deviations that get a copy of their own.
@@ -119,30 +119,21 @@ def _copy_deviation(texels: int, extent_px: np.ndarray, halvings: np.ndarray, si
     return np.sqrt(np.maximum(target - viewer, 0.0))
 
 
-def outline_softening(texels: int, extent_px: np.ndarray) -> list[int | None]:
-    """Blur steps (quantised like a copy's, see :class:`Variant`; None: none) that make a
-    vector outline drawn ``extent_px`` output pixels across look like the model's drawing of
-    its ``texels``-texel bitmap.
+def outline_softening(texels: int, extent_px: np.ndarray) -> np.ndarray:
+    """Deviation (texels of the bitmap) of the blur that makes a vector outline drawn
+    ``extent_px`` output pixels across look like the model's drawing of its ``texels``-texel
+    bitmap, along one axis.
 
     The model draws the bitmap (the outline's area coverage per texel: a one-texel box)
     through its texture filter at the pixel prefilter's deviation (:func:`model_variance`);
-    a viewer draws the outline with its one-pixel antialiasing alone. The difference is a
-    Gaussian in texels of the bitmap's own frame, which an ``feGaussianBlur`` on the outline's
-    ``<use>`` (whose user units are those texels) supplies. It matters where a primitive is
-    drawn at a few texels per pixel or fewer; an export at a larger scale re-makes the bitmaps
-    finer, and the blur vanishes.
+    a viewer draws the outline with its one-pixel antialiasing alone. The difference matters
+    where a primitive is drawn at a few texels per pixel or fewer; an export at a larger scale
+    re-makes the bitmaps finer, and it shrinks.
     """
     per_px = texels / np.maximum(np.asarray(extent_px, np.float64), 1e-9)  # texels per output pixel
     target = 1.0 / 12.0 + model_variance(PIXEL_SIGMA * per_px, texels)
     viewer = (PIXEL_SIGMA * per_px) ** 2
-    deviation = np.sqrt(np.maximum(target - viewer, 0.0))
-    # Under a twentieth of an output pixel it moves no 8-bit value.
-    return _blur_steps(np.where(deviation / per_px < 0.05, 0.0, deviation))
-
-
-def softening_deviation(step: int) -> float:
-    """The deviation (texels) of a blur step of :func:`outline_softening`."""
-    return 2.0 ** (step / BLUR_STEPS_PER_OCTAVE)
+    return np.sqrt(np.maximum(target - viewer, 0.0))
 
 
 def _blur_steps(deviation_texels: np.ndarray) -> list[int | None]:
