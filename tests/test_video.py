@@ -575,14 +575,20 @@ def test_stop_crash_and_interrupt_then_resume(tmp_path, straight_run, monkeypatc
         assert_same_scene(a, b)
 
 
-def test_interrupt_between_frames_resumes_exactly(tmp_path, straight_run, monkeypatch):
-    out = tmp_path / "run"
+def interrupt_before_frame_two(monkeypatch, clip, out, options: dict) -> None:
+    """A video fit of ``clip`` into ``out`` interrupted (Ctrl-C) while frame 2's start is being
+    worked out, after frames 0 and 1 were finished."""
     real = sequence_module.carry_over
-    # Interrupted while frame 2's start is being worked out: frames 0 and 1 are finished.
     monkeypatch.setattr(sequence_module, "carry_over", fail_on_call(real, 2, KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        diffbmp.fit_video(RESUME_CLIP, ["circle"], out=out, **RESUMABLE)
+        diffbmp.fit_video(clip, ["circle"], out=out, **options)
     monkeypatch.setattr(sequence_module, "carry_over", real)
+
+
+def test_interrupt_between_frames_resumes_exactly(tmp_path, straight_run, monkeypatch):
+    out = tmp_path / "run"
+    # Interrupted while frame 2's start is being worked out: frames 0 and 1 are finished.
+    interrupt_before_frame_two(monkeypatch, RESUME_CLIP, out, RESUMABLE)
     state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["frame"] == 2 and state["fitter"] is None  # the checkpoint written when frame 1 was finished
     resumed = diffbmp.fit_video(RESUME_CLIP, ["circle"], out=out, resume=True, **RESUMABLE)
@@ -616,11 +622,7 @@ def test_a_constrained_fit_interrupted_between_frames_resumes_exactly(tmp_path, 
         scales = scene.params().scales
         assert torch.allclose(scales[:, 0], scales[:, 1], rtol=1e-5)
     out = tmp_path / "run"
-    real = sequence_module.carry_over
-    monkeypatch.setattr(sequence_module, "carry_over", fail_on_call(real, 2, KeyboardInterrupt()))
-    with pytest.raises(KeyboardInterrupt):
-        diffbmp.fit_video(RESUME_CLIP, ["circle"], out=out, **options)
-    monkeypatch.setattr(sequence_module, "carry_over", real)
+    interrupt_before_frame_two(monkeypatch, RESUME_CLIP, out, options)
     resumed = diffbmp.fit_video(RESUME_CLIP, ["circle"], out=out, resume=True, **options)
     assert resumed.completed
     for a, b in zip(straight.scenes, resumed.scenes):
@@ -651,11 +653,7 @@ def test_resuming_with_another_clip_is_refused(tmp_path):
 def test_resuming_between_frames_with_other_frames_is_refused(tmp_path, monkeypatch):
     pixels = demo_frames(frames=4, size=24)
     out = tmp_path / "run"
-    real = sequence_module.carry_over
-    monkeypatch.setattr(sequence_module, "carry_over", fail_on_call(real, 2, KeyboardInterrupt()))
-    with pytest.raises(KeyboardInterrupt):
-        diffbmp.fit_video(pixels, ["circle"], out=out, **TINY)
-    monkeypatch.setattr(sequence_module, "carry_over", real)
+    interrupt_before_frame_two(monkeypatch, pixels, out, TINY)
     with pytest.raises(ConfigError, match="frames differ"):
         diffbmp.fit_video(255 - pixels, ["circle"], out=out, resume=True, **TINY)
     resumed = diffbmp.fit_video(pixels, ["circle"], out=out, resume=True, **TINY)  # the same frames go on
