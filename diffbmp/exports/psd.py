@@ -51,7 +51,7 @@ from ..scene import Scene
 from .atomic import atomic_open
 from .groups import GROUP_BY, LayerGroup, Node, group_layers, range_label
 from .layers import PrimitiveLayer, painted_colours, render_layers
-from .selection import scene_stages, source_indices
+from .selection import source_indices
 from .textures import bank_for_scale, hex_color, to_uint8
 
 __all__ = [
@@ -202,7 +202,7 @@ def _layer_tree(
     digits = _digits(total)
     keys: list[Hashable] | None = None
     if group_by == "stage":
-        keys = scene_stages(scene).tolist()
+        keys = scene.stages.tolist()
         name = lambda key, members: stage_group_name(int(key), members, total)  # noqa: E731
     elif group_by == "shape":
         keys = scene.shape_ids.tolist()

@@ -25,7 +25,7 @@ import torch
 from ..errors import InputError
 from ..scene import Scene
 
-__all__ = ["Selection", "parse_selection", "select_primitives", "selection_mask", "source_indices", "scene_stages", "FORMS"]
+__all__ = ["Selection", "parse_selection", "select_primitives", "selection_mask", "source_indices", "FORMS"]
 
 #: The forms a selection takes, for messages.
 FORMS = "shape=NAME[,NAME...], index=A-B[,C-D...] (inclusive; A- runs to the end) or stage=K[,K...]"
@@ -102,14 +102,6 @@ def source_indices(scene: Scene) -> tuple[list[int], int]:
     return list(range(count)), count
 
 
-def scene_stages(scene: Scene) -> torch.Tensor:
-    """``scene.stages`` ([N] int64, on the CPU); zeros where the scene records none that fit."""
-    stages = scene.stages
-    if not isinstance(stages, torch.Tensor) or tuple(stages.shape) != (len(scene),):
-        return torch.zeros(len(scene), dtype=torch.long)
-    return stages.detach().cpu().long()
-
-
 def selection_mask(scene: Scene, selection: str | Selection) -> torch.Tensor:
     """[N] bool: the primitives of ``scene`` that ``selection`` picks.
 
@@ -132,7 +124,7 @@ def selection_mask(scene: Scene, selection: str | Selection) -> torch.Tensor:
         ids = scene.shape_ids.detach().cpu()
         return torch.isin(ids, torch.tensor(wanted, dtype=ids.dtype))
     if selection.key == "stage":
-        stages = scene_stages(scene)
+        stages = scene.stages.detach().cpu()
         present = sorted(set(stages.tolist()))
         missing = [k for k in selection.values if k not in present]
         if missing:

@@ -56,6 +56,8 @@ from ..primitives import TextureBank
 from ..primitives.outlines import VectorArt, vector_art
 from ..scene import Scene
 from .atomic import atomic_open
+from .layers import painted_colours
+from .selection import source_indices
 from .svg_bitmaps import (
     Variant,
     VariantImage,
@@ -66,7 +68,6 @@ from .svg_bitmaps import (
     variant_image,
     white_stencil,
 )
-from .selection import source_indices
 from .svg_profiles import circle_profile, circle_stops, gaussian_profile, gaussian_stops, radial_gradient
 from .textures import bank_for_scale, hex_color, png_bytes
 
@@ -149,7 +150,8 @@ class _Writer:
         self.images: dict[tuple[int, Variant], VariantImage] = {}
         self.art = self._vector_art() if vectors and blur == 0 else {}
         self.softening = self._softening()
-        self.stencil_colours: dict[int, np.ndarray] = {}
+        # The one flat colour each primitive paints: an analytic shape's or a glyph's whole fill.
+        self.painted = painted_colours(params, bank)
 
     def document(self) -> str:
         height, width = self.scene.canvas_size(self.scale)
@@ -296,23 +298,11 @@ class _Writer:
             return self._gaussian(n, pid)
         return self._texture(n, pid, entry.rgba.shape[1], entry.rgba.shape[0])
 
-    def _stencil_colour(self, k: int) -> np.ndarray:
-        """The mean own colour of bitmap ``k``, weighted by its alpha."""
-        if k not in self.stencil_colours:
-            rgba = self.bank[k].rgba.detach().double().cpu().numpy()
-            alpha = rgba[..., 3:]
-            self.stencil_colours[k] = (rgba[..., :3] * alpha).sum((0, 1)) / max(float(alpha.sum()), 1e-12)
-        return self.stencil_colours[k]
-
-    def _flat_colour(self, n: int) -> str:
-        # Analytic shapes are white (Q = 1), so the blend is a lerp towards white.
-        return hex_color((1.0 - self.beta[n]) * self.colors[n] + self.beta[n])
-
     def _circle(self, n: int, pid: str) -> str:
         (x, y), (sx, sy) = self.means[n], self.scales[n]
         degrees = math.degrees(self.rotations[n])
         rho = math.sqrt(sx * sy)
-        colour, opacity = self._flat_colour(n), self.opacities[n]
+        colour, opacity = hex_color(self.painted[n]), self.opacities[n]
         if not self.soft and rho * self.scale >= SMALL_CIRCLE_PX:
             # The viewer's antialiasing plays the part of the model's one-pixel prefilter.
             return (
@@ -340,7 +330,7 @@ class _Writer:
         alphas = np.minimum(self.opacities[n] * amplitude * gaussian_profile(t), ALPHA_MAX)
         gid = f"g{n}"
         rx, ry = GAUSSIAN_TAPER_END * su * sx, GAUSSIAN_TAPER_END * sv * sy
-        return radial_gradient(gid, self._flat_colour(n), t, alphas, rx, ry) + (
+        return radial_gradient(gid, hex_color(self.painted[n]), t, alphas, rx, ry) + (
             f'<ellipse id="{pid}" rx="{_f(rx)}" ry="{_f(ry)}" fill="url(#{gid})" '
             f'transform="{_transform(x, y, math.degrees(self.rotations[n]))}"/>'
         )
@@ -360,7 +350,7 @@ class _Writer:
                 element = f'<g transform="{transform}" opacity="{opacity}"><use xlink:href="#vec{k}"/></g>'
             else:
                 # A stencil's own colour Q is its bitmap's (white for glyphs): the blend is one flat fill.
-                colour = hex_color((1.0 - self.beta[n]) * self.colors[n] + self.beta[n] * self._stencil_colour(k))
+                colour = hex_color(self.painted[n])
                 element = f'<use xlink:href="#vec{k}" transform="{transform}" fill="{colour}" fill-opacity="{opacity}"/>'
             if n in self.softening:
                 return f'<g id="{pid}" filter="url(#{self.softening[n]})">{element}</g>'
