@@ -48,6 +48,11 @@ _PNG_SRGB_INTENT = 0
 _PNG_SRGB_GAMMA = 45455
 #: PNG ``cHRM`` of sRGB: white, red, green, blue chromaticities in units of 1e-5.
 _PNG_SRGB_CHRM = (31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)
+#: The ICC header's creation date (year, month, day, hour, minute, second) and profile ID.
+_ICC_DATE = slice(24, 36)
+_ICC_PROFILE_ID = slice(84, 100)
+#: The creation date written into the sRGB profile diffbmp embeds.
+_ICC_FIXED_DATE = (2026, 1, 1, 0, 0, 0)
 #: Largest DPI pHYs can state sensibly (pixels per metre fit in 32 bits far beyond it).
 _MAX_DPI = 100_000
 
@@ -96,10 +101,19 @@ RENDERING_INTENT = "relative colorimetric"
 @functools.lru_cache(maxsize=1)
 def srgb_icc_profile() -> bytes:
     """The bytes of an sRGB ICC profile (LittleCMS's built-in sRGB), for files that embed one
-    (PSD, PNG's iCCP)."""
+    (PSD, PNG's iCCP).
+
+    LittleCMS stamps a new profile with the time it was made; the header's date is set to a
+    fixed one instead, so the same scene exports to the same bytes on every run. (The
+    profile carries no profile ID, the MD5 that would cover the date.)
+    """
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    if any(data[_ICC_PROFILE_ID]):
+        return bytes(data)  # a profile ID covers the date: keep the profile as it is
+    data[_ICC_DATE] = struct.pack(">6H", *_ICC_FIXED_DATE)
+    return bytes(data)
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import io
 import math
 import struct
+import subprocess
+import sys
+import time
 import warnings
 import zlib
 
@@ -378,3 +381,15 @@ def test_colour_notes_are_counted_beyond_three_and_other_warnings_pass():
             warnings.warn("unrelated", UserWarning)
     assert said == [f"note: frame_{index}.png: converted from its embedded profile 'P3' to sRGB" for index in range(3)] + [
         "note: ... and 2 more files likewise"]
+
+
+def test_the_embedded_srgb_profile_is_the_same_bytes_in_every_process():
+    # LittleCMS dates a new profile; the embedded one carries a fixed date, so exports repeat.
+    script = "import hashlib; from diffbmp.colour import srgb_icc_profile; print(hashlib.sha1(srgb_icc_profile()).hexdigest())"
+    digests = []
+    for _ in range(2):
+        digests.append(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+        time.sleep(1.1)  # LittleCMS's date has whole seconds
+    assert digests[0] == digests[1]
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(srgb_icc_profile()))
+    assert "sRGB" in ImageCms.getProfileDescription(profile)
