@@ -45,46 +45,48 @@ SHAPES = ["circle", "gaussian", "disc", "star", "brush_flat"]
 def random_scene(count: int, size: int, seed: int = 0) -> Scene:
     """``count`` primitives of every kind scattered over a ``size`` x ``size`` canvas."""
     g = torch.Generator().manual_seed(seed)
-    rand = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
     bank = TextureBank.from_names(SHAPES)
-    ids = torch.randint(0, len(SHAPES), (count,), generator=g)
-    scales = torch.exp(math.log(1.5) + rand(count, 2) * (math.log(size / 20) - math.log(1.5)))
-    aspect = torch.tensor([bank[int(k)].aspect for k in ids])
-    scales[:, 0] = scales[:, 1] * aspect  # bitmaps keep their natural proportions
-    beta = torch.where(rand(count) < 0.5, torch.zeros(count), rand(count))
-    params = PrimitiveParams(
-        means=rand(count, 2) * size,
-        rotations=(rand(count) * 2 - 1) * math.pi,
-        scales=scales,
-        colors=rand(count, 3),
-        opacities=0.3 + 0.7 * rand(count),
-        shape_ids=ids,
-        beta=beta,
-    )
-    return Scene.from_params(params, bank, size, size, background=(0.95, 0.93, 0.88))
+    ids, scales = _shapes_and_sizes(g, bank, count, 1.5, size / 20)
+    beta = torch.where(torch.rand(count, generator=g) < 0.5, torch.zeros(count), torch.rand(count, generator=g))
+    return _scattered(g, bank, ids, scales, size, opacity_low=0.3, beta=lambda: beta)
 
 
 def kind_scene(kind: str, count: int, size: int, seed: int = 0) -> tuple[Scene, float]:
     """A random scene of one kind of shape (see ``PROGRAM_SCENES``) and the blur to export it at."""
     shapes, beta, blur = PROGRAM_SCENES[kind]
     g = torch.Generator().manual_seed(seed)
+    bank = TextureBank.from_names([str(skimage_file(s[len("skimage:"):])) if s.startswith("skimage:") else s for s in shapes])
+    ids, scales = _shapes_and_sizes(g, bank, count, 2.0, size / 10)
+    blend = (lambda: torch.rand(count, generator=g)) if beta is None else (lambda: torch.full((count,), beta))
+    return _scattered(g, bank, ids, scales, size, opacity_low=0.4, beta=blend), blur
+
+
+def _shapes_and_sizes(g: torch.Generator, bank: TextureBank, count: int, smallest: float, largest: float
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random shape ids and half-extents, log-uniform in [smallest, largest]; bitmaps keep their proportions."""
+    ids = torch.randint(0, len(bank), (count,), generator=g)
+    spread = torch.rand(count, 2, generator=g) * (math.log(largest) - math.log(smallest))
+    scales = torch.exp(math.log(smallest) + spread)
+    scales[:, 0] = scales[:, 1] * torch.tensor([bank[int(k)].aspect for k in ids])
+    return ids, scales
+
+
+def _scattered(g: torch.Generator, bank: TextureBank, ids: torch.Tensor, scales: torch.Tensor, size: int, *,
+               opacity_low: float, beta) -> Scene:
+    """The scene of these shapes at random places, turns, colours and opacities (``beta()``
+    draws the colour blends, last)."""
+    count = len(ids)
     rand = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
-    specs = [str(skimage_file(s[len("skimage:"):])) if s.startswith("skimage:") else s for s in shapes]
-    bank = TextureBank.from_names(specs)
-    ids = torch.randint(0, len(specs), (count,), generator=g)
-    scales = torch.exp(math.log(2.0) + rand(count, 2) * (math.log(size / 10) - math.log(2.0)))
-    aspect = torch.tensor([bank[int(k)].aspect for k in ids])
-    scales[:, 0] = scales[:, 1] * aspect
     params = PrimitiveParams(
         means=rand(count, 2) * size,
         rotations=(rand(count) * 2 - 1) * math.pi,
         scales=scales,
         colors=rand(count, 3),
-        opacities=0.4 + 0.6 * rand(count),
+        opacities=opacity_low + (1 - opacity_low) * rand(count),
         shape_ids=ids,
-        beta=rand(count) if beta is None else torch.full((count,), beta),
+        beta=beta(),
     )
-    return Scene.from_params(params, bank, size, size, background=(0.95, 0.93, 0.88)), blur
+    return Scene.from_params(params, bank, size, size, background=(0.95, 0.93, 0.88))
 
 
 #: Scenes of the program check: shapes, colour blend (None: random per primitive), export blur.
