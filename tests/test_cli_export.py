@@ -16,21 +16,20 @@ from diffbmp.cli import main
 from diffbmp.scene import SCENE_FORMAT_VERSION, Scene
 
 
+def scattered(g: torch.Generator, n: int, shape_ids) -> PrimitiveParams:
+    """``n`` primitives at random on a 40x30 canvas; ``shape_ids()`` gives their shapes (drawn last)."""
+    rand = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    means, rotations, scales, colors = rand(n, 2) * 40, rand(n) * 3, rand(n, 2) * 5 + 1, rand(n, 3)
+    opacities = 0.4 + 0.6 * rand(n)
+    return PrimitiveParams(means=means, rotations=rotations, scales=scales, colors=colors, opacities=opacities,
+                           shape_ids=shape_ids(), beta=torch.zeros(n))
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A small scene saved as an .npz, and the scene itself."""
     g = torch.Generator().manual_seed(3)
-    rand = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
-    n = 12
-    params = PrimitiveParams(
-        means=rand(n, 2) * 40,
-        rotations=rand(n) * 3,
-        scales=rand(n, 2) * 5 + 1,
-        colors=rand(n, 3),
-        opacities=0.4 + 0.6 * rand(n),
-        shape_ids=torch.randint(0, 2, (n,), generator=g),
-        beta=torch.zeros(n),
-    )
+    params = scattered(g, 12, lambda: torch.randint(0, 2, (12,), generator=g))
     scene = Scene.from_params(params, TextureBank.from_names(["circle", "disc"], texture_size=32), 30, 40, background=(0.1, 0.2, 0.3))
     folder = tmp_path_factory.mktemp("scenes")
     return scene.save(folder / "painting.npz"), scene
@@ -156,13 +155,7 @@ def test_interrupted_export_leaves_no_file(saved, tmp_path, capsys, monkeypatch,
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
     """A scene whose primitives come from three fit stages, saved as an .npz."""
-    g = torch.Generator().manual_seed(5)
-    rand = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
-    n = 16
-    params = PrimitiveParams(
-        means=rand(n, 2) * 40, rotations=rand(n) * 3, scales=rand(n, 2) * 5 + 1, colors=rand(n, 3),
-        opacities=0.4 + 0.6 * rand(n), shape_ids=torch.tensor([0, 1, 2, 0] * 4), beta=torch.zeros(n),
-    )
+    params = scattered(torch.Generator().manual_seed(5), 16, lambda: torch.tensor([0, 1, 2, 0] * 4))
     stages = torch.tensor([0] * 8 + [1] * 5 + [2] * 3)
     bank = TextureBank.from_names(["circle", "disc", "star"], texture_size=32)
     scene = Scene.from_params(params, bank, 30, 40, background=(0.1, 0.2, 0.3), stages=stages)
