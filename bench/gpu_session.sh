@@ -13,15 +13,16 @@
 #   wheels        .whl/ installed into a folder of its own, first on PYTHONPATH; import diffbmp
 #   build         the cpu and cuda extensions and DiffBMP's modules, compiled in parallel
 #   probe         bench/cuda_probe.py: parity, binning stress, determinism (launches synchronised)
+#   checks        in parallel: tests/test_cuda.py, compute-sanitizer memcheck on diffbmp's own
+#                 kernels, and the fit/video/CLI tests with fits on the GPU
 #   versus        bench/bench_vs_diffbmp.py: ours against DiffBMP's FP32 and FP16 kernels
 #   benchmark     kernel timings (cuda_probe.py --checks timing) and bench/bench_composite.py --quick
 #   fit timing    bench/fit_quality.py: the circles recipe at 256 and 1024 pixels on the GPU
-#   checks        in parallel: tests/test_cuda.py, compute-sanitizer memcheck on diffbmp's own
-#                 kernels, and the fit/video/CLI tests with fits on the GPU
 #   cpu fit       the 256-pixel circles fit on the cpu backend, for the fit timing's comparison
 #   racecheck, synccheck: only while time is left
 #
-# The timed steps run alone on the GPU; the checks run together after them. $OUT/summary.txt is
+# Correctness comes first: timings of kernels that fail their checks are not worth the minutes.
+# The timed steps run alone on the GPU, after the checks, which run together. $OUT/summary.txt is
 # rewritten after every step, so a run cut short still returns it; all output goes to
 # $OUT/gpu_session.log, the probe's lines to $OUT/probe.jsonl, the side-by-side rows to
 # $OUT/versus.jsonl. The summary, the failed checks and tests, and the tables are printed last.
@@ -308,13 +309,13 @@ if [ "$LAST_RC" -ne 0 ] && [ -z "$NO_CUDA_BUILD" ]; then
   NO_CUDA_BUILD="the build failed"
 fi
 step probe 100 "$NO_CUDA_BUILD" probe
+if ! command -v "$SANITIZER" >/dev/null; then SANITIZER_MISSING="$SANITIZER not found"; else SANITIZER_MISSING=""; fi
+parallel_steps 150 "cuda tests" cuda_tests "$NO_CUDA_BUILD" \
+  memcheck memcheck "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" \
+  "fit tests" fit_tests "$NO_CUDA_BUILD"
 step versus 150 "$NO_CUDA_BUILD" versus
 step benchmark 90 "$NO_CUDA_BUILD" benchmark
 step "fit timing" 120 "$NO_CUDA_BUILD" fit_timing
-if ! command -v "$SANITIZER" >/dev/null; then SANITIZER_MISSING="$SANITIZER not found"; else SANITIZER_MISSING=""; fi
-parallel_steps 200 "cuda tests" cuda_tests "$NO_CUDA_BUILD" \
-  memcheck memcheck "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" \
-  "fit tests" fit_tests "$NO_CUDA_BUILD"
 step "cpu fit" 120 "$NO_GPU" cpu_fit
 step racecheck 90 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" racecheck
 step synccheck 60 "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" synccheck
