@@ -30,7 +30,7 @@
 # Environment: BUDGET (seconds, default 540), STEPS (the steps to run, by name, comma-separated:
 # a later run repeats only what changed, e.g. STEPS="environment,wheels,build,fit tests"; default
 # all), PYTHON (default python3), OUT (default out/gpu_session), PYTEST_WORKERS (default 8),
-# SANITIZER (default compute-sanitizer), DIFFBMP_CACHE_DIR (default a fresh folder, so the build
+# SANITIZER (default compute-sanitizer), CHECKS_LIMIT (seconds for the parallel checks, default 150), DIFFBMP_CACHE_DIR (default a fresh folder, so the build
 # is timed from scratch), SITE (where the wheels go; default a fresh folder).
 set -u -o pipefail
 
@@ -204,7 +204,7 @@ workers() {  # -n N where pytest-xdist is installed
 }
 
 cuda_tests() {
-  CUDA_LAUNCH_BLOCKING=1 "$PYTHON" -m pytest tests/test_cuda.py -q -rfE $(workers 4)
+  CUDA_LAUNCH_BLOCKING=1 "$PYTHON" -m pytest tests/test_cuda.py -q -rfE --durations=15 $(workers 4)
 }
 
 sanitize() {  # sanitize TOOL: diffbmp's own kernels only (the others run uninstrumented)
@@ -239,7 +239,7 @@ cpu_fit() {  # the same 256-pixel fit on the cpu backend of this machine, alone,
 }
 
 fit_tests() {
-  "$PYTHON" -m pytest tests/test_fit.py tests/test_video.py tests/test_cli_fit.py -q -rfE $(workers "${PYTEST_WORKERS:-8}")
+  "$PYTHON" -m pytest tests/test_fit.py tests/test_video.py tests/test_cli_fit.py -q -rfE --durations=15 $(workers "${PYTEST_WORKERS:-8}")
 }
 
 export -f environment wheels build_one peer_prepare build probe workers cuda_tests sanitize memcheck racecheck \
@@ -310,7 +310,7 @@ if [ "$LAST_RC" -ne 0 ] && [ -z "$NO_CUDA_BUILD" ]; then
 fi
 step probe 100 "$NO_CUDA_BUILD" probe
 if ! command -v "$SANITIZER" >/dev/null; then SANITIZER_MISSING="$SANITIZER not found"; else SANITIZER_MISSING=""; fi
-parallel_steps 150 "cuda tests" cuda_tests "$NO_CUDA_BUILD" \
+parallel_steps "${CHECKS_LIMIT:-150}" "cuda tests" cuda_tests "$NO_CUDA_BUILD" \
   memcheck memcheck "${NO_CUDA_BUILD:-$SANITIZER_MISSING}" \
   "fit tests" fit_tests "$NO_CUDA_BUILD"
 step versus 150 "$NO_CUDA_BUILD" versus
