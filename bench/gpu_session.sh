@@ -30,7 +30,7 @@
 # Environment: BUDGET (seconds, default 540), STEPS (the steps to run, by name, comma-separated:
 # a later run repeats only what changed, e.g. STEPS="environment,wheels,build,fit tests"; default
 # all), PYTHON (default python3), OUT (default out/gpu_session), PYTEST_WORKERS (default 8),
-# SANITIZER (default compute-sanitizer), CHECKS_LIMIT (seconds for the parallel checks, default 150), DIFFBMP_CACHE_DIR (default a fresh folder, so the build
+# SANITIZER (default compute-sanitizer), CHECKS_LIMIT (seconds for the parallel checks, default 150), TEST_TIMEOUT (seconds one test may take, default 200), DIFFBMP_CACHE_DIR (default a fresh folder, so the build
 # is timed from scratch), SITE (where the wheels go; default a fresh folder).
 set -u -o pipefail
 
@@ -203,8 +203,12 @@ workers() {  # -n N where pytest-xdist is installed
   "$PYTHON" -c "import xdist" 2>/dev/null && echo "-n $1"
 }
 
+test_timeout() {  # a stack trace of any test still running after TEST_TIMEOUT seconds (pytest-timeout)
+  "$PYTHON" -c "import pytest_timeout" 2>/dev/null && echo "--timeout=${TEST_TIMEOUT:-200}"
+}
+
 cuda_tests() {
-  CUDA_LAUNCH_BLOCKING=1 "$PYTHON" -m pytest tests/test_cuda.py -q -rfE --durations=15 $(workers 4)
+  CUDA_LAUNCH_BLOCKING=1 "$PYTHON" -m pytest tests/test_cuda.py -v -rfE --durations=15 $(test_timeout) $(workers 6)
 }
 
 sanitize() {  # sanitize TOOL: diffbmp's own kernels only (the others run uninstrumented)
@@ -239,10 +243,10 @@ cpu_fit() {  # the same 256-pixel fit on the cpu backend of this machine, alone,
 }
 
 fit_tests() {
-  "$PYTHON" -m pytest tests/test_fit.py tests/test_video.py tests/test_cli_fit.py -q -rfE --durations=15 $(workers "${PYTEST_WORKERS:-8}")
+  "$PYTHON" -m pytest tests/test_fit.py tests/test_video.py tests/test_cli_fit.py -v -rfE --durations=15 $(test_timeout) $(workers "${PYTEST_WORKERS:-8}")
 }
 
-export -f environment wheels build_one peer_prepare build probe workers cuda_tests sanitize memcheck racecheck \
+export -f environment wheels build_one peer_prepare build probe workers test_timeout cuda_tests sanitize memcheck racecheck \
   synccheck benchmark versus fit_timing cpu_fit fit_tests
 
 # parallel_steps LIMIT NAME FUNCTION SKIP_REASON [NAME FUNCTION SKIP_REASON]...: the steps run at
