@@ -7,12 +7,14 @@ cache (diffbmp/_jit.py), from the same sources and flags (diffbmp/_build_spec.py
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 import torch
 
@@ -63,8 +65,38 @@ def native_module(kind: str) -> ModuleType:
                     "or pass backend='torch' to use the slow reference renderer."
                 )
                 raise BackendUnavailableError(_failures[kind]) from error
+        if kind == "cpu":
+            module.set_pixel_path(_pixel_path_from_environment())
         _modules[kind] = module
         return module
+
+
+#: Values of DIFFBMP_CPU_PIXELS: how the cpu backend's tile loops evaluate pixels.
+CPU_PIXEL_PATHS = ("lanes", "scalar")
+
+
+def _pixel_path_from_environment() -> str:
+    """``DIFFBMP_CPU_PIXELS``: "lanes" (the default: vectors of neighbouring pixels of a row) or
+    "scalar" (one pixel at a time: the reference the vector path is tested against)."""
+    path = os.environ.get("DIFFBMP_CPU_PIXELS", "").strip().lower() or "lanes"
+    if path not in CPU_PIXEL_PATHS:
+        raise InputError(f"DIFFBMP_CPU_PIXELS={path!r} is not a pixel path; use one of {', '.join(CPU_PIXEL_PATHS)} (or leave it unset)")
+    return path
+
+
+@contextlib.contextmanager
+def cpu_pixel_path(path: str) -> Iterator[None]:
+    """Within the block, the cpu backend evaluates pixels by ``path`` ("lanes" or "scalar");
+    for tests and benchmarks that compare the two (the setting is process-wide)."""
+    if path not in CPU_PIXEL_PATHS:
+        raise InputError(f"unknown pixel path {path!r}; choose one of {', '.join(CPU_PIXEL_PATHS)}")
+    module = native_module("cpu")
+    before = module.pixel_path()
+    module.set_pixel_path(path)
+    try:
+        yield
+    finally:
+        module.set_pixel_path(before)
 
 
 #: Values of DIFFBMP_CUDA_BACKWARD: how the cuda backend sums each primitive's gradient.

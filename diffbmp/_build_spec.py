@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -59,12 +60,27 @@ def use_openmp() -> bool:
     return compiler_has_openmp()
 
 
-def cxx_flags(openmp: bool | None = None) -> list[str]:
-    """Host compiler flags (``openmp`` None: :func:`use_openmp`)."""
+def this_machine_vector_flags() -> list[str]:
+    """``-mavx2`` where this machine's x86-64 processor has AVX2, so the cpu backend's pixel
+    lanes (csrc/cpu/lanes.h) fill 256-bit registers instead of pairs of SSE2 ones (twice the
+    speed). Only for builds that run where they are compiled (the on-first-use build, whose
+    cache folder is keyed by its flags): a wheel built ahead of time stays portable."""
+    if is_msvc() or platform.machine().lower() not in ("x86_64", "amd64"):
+        return []
+    import torch  # the builds that call this have torch at hand
+
+    return ["-mavx2"] if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") else []
+
+
+def cxx_flags(openmp: bool | None = None, *, this_machine: bool = False) -> list[str]:
+    """Host compiler flags (``openmp`` None: :func:`use_openmp`); ``this_machine``: for a build
+    that runs only on the processor compiling it (:func:`this_machine_vector_flags`)."""
     openmp = use_openmp() if openmp is None else openmp
     if is_msvc():
         return ["/O2", *(["/openmp"] if openmp else [])]
-    return ["-O3", "-ffp-contract=off", *(["-fopenmp"] if openmp else [])]
+    # No errno from sqrt: one instruction instead of a call guarded by a branch (same values).
+    flags = ["-O3", "-ffp-contract=off", "-fno-math-errno", *(["-fopenmp"] if openmp else [])]
+    return flags + (this_machine_vector_flags() if this_machine else [])
 
 
 def link_flags(openmp: bool | None = None) -> list[str]:

@@ -75,7 +75,7 @@ def compile_extension(name: str, label: str, sources: Sequence[str], *, cuda: bo
     csrc = _resources.csrc_dir()
     if csrc is None:
         raise BackendUnavailableError("diffbmp's C++ sources are missing; reinstall the package with `pip install .`")
-    flags = {"cxx": [*_build_spec.cxx_flags(), *defines], "ld": _build_spec.link_flags(),
+    flags = {"cxx": [*_build_spec.cxx_flags(this_machine=True), *defines], "ld": _build_spec.link_flags(),
              "nvcc": [*_build_spec.NVCC_FLAGS, *defines] if cuda else []}
     build_dir = build_directory(label, csrc, flags)
     with build_lock(build_dir, label):

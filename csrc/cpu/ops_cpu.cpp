@@ -2,6 +2,8 @@
 // rasterize_cpu.h, the mathematics in csrc/include/diffbmp.
 #include <torch/extension.h>
 
+#include <atomic>
+#include <string>
 #include <vector>
 
 #include "../host/checks.h"
@@ -9,6 +11,9 @@
 
 namespace diffbmp {
 namespace {
+
+// The tile loops' pixel path for every later call (set_cpu_pixel_path).
+std::atomic<cpu::PixelPath> pixel_path_setting{cpu::PixelPath::lanes};
 
 void check_values(const CompositeInputs& in, const char* op) {
   TORCH_CHECK_VALUE(!in.value_flags.defined() || !in.value_flags.any().item<bool>(), op, INVALID_VALUES);
@@ -63,7 +68,7 @@ std::vector<at::Tensor> composite_forward_cpu(const CompositeInputs& in) {
     bin(s, geoms, prim_start, tile_start, sorted_prim, pair_slot);
     cpu::forward_tiles(s, geoms, tile_start.data_ptr<int64_t>(), sorted_prim.data_ptr<int32_t>(),
                        colour.data_ptr<scalar_t>(), alpha.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(),
-                       count.data_ptr<int32_t>());
+                       count.data_ptr<int32_t>(), pixel_path_setting.load());
   });
   return {colour, alpha, t_final, count, tile_start, sorted_prim, pair_slot, prim_start};
 }
@@ -89,7 +94,7 @@ at::Tensor composite_backward_cpu(const CompositeInputs& in, const at::Tensor& g
     cpu::backward_tiles(s, geoms, tile_start.data_ptr<int64_t>(), sorted_prim.data_ptr<int32_t>(),
                         pair_slot.data_ptr<int64_t>(), grad_colour.data_ptr<scalar_t>(),
                         grad_alpha.data_ptr<scalar_t>(), colour.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(),
-                        count.data_ptr<int32_t>(), pair_grads.data_ptr<scalar_t>());
+                        count.data_ptr<int32_t>(), pair_grads.data_ptr<scalar_t>(), pixel_path_setting.load());
     cpu::reduce_pair_grads(n, prim_start.data_ptr<int64_t>(), pair_grads.data_ptr<scalar_t>(),
                            grads.data_ptr<scalar_t>());
   });
@@ -109,5 +114,14 @@ std::vector<at::Tensor> bin_pairs_cpu(const CompositeInputs& in, const at::Tenso
   });
   return {tile_start, sorted_prim, prim_start, at::scalar_tensor(mismatches, prim_start.options())};
 }
+
+// "lanes" (vectors of neighbouring pixels, the default) or "scalar" (one pixel at a time,
+// the reference the vector path is tested against).
+void set_cpu_pixel_path(const std::string& name) {
+  TORCH_CHECK_VALUE(name == "lanes" || name == "scalar", "pixel path must be 'lanes' or 'scalar', got '", name, "'");
+  pixel_path_setting = name == "lanes" ? cpu::PixelPath::lanes : cpu::PixelPath::scalar;
+}
+
+std::string cpu_pixel_path() { return pixel_path_setting.load() == cpu::PixelPath::lanes ? "lanes" : "scalar"; }
 
 }  // namespace diffbmp

@@ -15,11 +15,19 @@
 #include "diffbmp/geometry.h"
 #include "diffbmp/pixel.h"
 #include "diffbmp/scene_inputs.h"
+#if defined(__GNUC__) || defined(__clang__)
+#define DIFFBMP_CPU_LANES 1  // GCC and Clang vector types (lanes.h); other compilers take the scalar path
+#include "pixel_lanes.h"
+#endif
 
 namespace diffbmp {
 namespace cpu {
 
 constexpr int TILE_PIXELS = TILE_SIZE * TILE_SIZE;
+
+// How the tile loops evaluate pixels: a vector of neighbouring pixels of a row at once (the
+// default), or one pixel at a time (the readable reference the vector path is tested against).
+enum class PixelPath { lanes, scalar };
 
 // The inputs of one composite call, with the tile grid and per-primitive look.
 template <typename T>
@@ -123,53 +131,141 @@ inline Rect clip_to_tile(const PrimGeom<T>& g, int px0, int py0, int px1, int py
 // alpha [H, W], the final transmittance [H, W] and, per pixel, how many list entries it
 // consumed (the backward pass walks exactly those).
 template <typename T>
-void forward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
-                   const int32_t* sorted_prim, T* colour_out, T* alpha_out, T* t_final_out, int32_t* count_out) {
+void forward_tile_scalar(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
+                         const int32_t* sorted_prim, int64_t tile, T* colour_out, T* alpha_out, T* t_final_out,
+                         int32_t* count_out) {
   const int tiles_x = s.tiles_x();
-  for_each_tile(s.num_tiles(), [&](int64_t tile) {
-    const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
-    const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
-    T trans[TILE_PIXELS], colour[TILE_PIXELS][3];
-    int32_t consumed[TILE_PIXELS];
-    std::fill(trans, trans + TILE_PIXELS, T(1));
-    std::fill(&colour[0][0], &colour[0][0] + 3 * TILE_PIXELS, T(0));
-    std::fill(consumed, consumed + TILE_PIXELS, -1);
-    const int64_t begin = tile_start[tile], end = tile_start[tile + 1];
-    const int32_t length = int32_t(end - begin);
-    int active = (px1 - px0 + 1) * (py1 - py0 + 1);
-    for (int32_t k = 0; k < length && active > 0; ++k) {
-      const int32_t prim = sorted_prim[end - 1 - k];
-      const PrimGeom<T>& g = geoms[prim];
-      const Rect r = clip_to_tile(g, px0, py0, px1, py1);
-      if (r.empty()) continue;
-      const PrimLook<T> look = s.look(prim);
-      for (int y = r.y0; y <= r.y1; ++y) {
-        const T py = T(y) + T(PIXEL_CENTER);
-        for (int x = r.x0; x <= r.x1; ++x) {
-          const int i = (y - py0) * TILE_SIZE + (x - px0);
-          if (consumed[i] >= 0) continue;
-          PairValue<T> pv;
-          if (!eval_pair(g, look, s.texels, T(x) + T(PIXEL_CENTER), py, pv)) continue;
-          const T weight = pv.alpha * trans[i];
-          for (int c = 0; c < 3; ++c) colour[i][c] += pv.col[c] * weight;
-          trans[i] *= T(1) - pv.alpha;
-          if (trans[i] < T(T_MIN)) {
-            consumed[i] = k + 1;
+  const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
+  const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+  T trans[TILE_PIXELS], colour[TILE_PIXELS][3];
+  int32_t consumed[TILE_PIXELS];
+  std::fill(trans, trans + TILE_PIXELS, T(1));
+  std::fill(&colour[0][0], &colour[0][0] + 3 * TILE_PIXELS, T(0));
+  std::fill(consumed, consumed + TILE_PIXELS, -1);
+  const int64_t begin = tile_start[tile], end = tile_start[tile + 1];
+  const int32_t length = int32_t(end - begin);
+  int active = (px1 - px0 + 1) * (py1 - py0 + 1);
+  for (int32_t k = 0; k < length && active > 0; ++k) {
+    const int32_t prim = sorted_prim[end - 1 - k];
+    const PrimGeom<T>& g = geoms[prim];
+    const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+    if (r.empty()) continue;
+    const PrimLook<T> look = s.look(prim);
+    for (int y = r.y0; y <= r.y1; ++y) {
+      const T py = T(y) + T(PIXEL_CENTER);
+      for (int x = r.x0; x <= r.x1; ++x) {
+        const int i = (y - py0) * TILE_SIZE + (x - px0);
+        if (consumed[i] >= 0) continue;
+        PairValue<T> pv;
+        if (!eval_pair(g, look, s.texels, T(x) + T(PIXEL_CENTER), py, pv)) continue;
+        const T weight = pv.alpha * trans[i];
+        for (int c = 0; c < 3; ++c) colour[i][c] += pv.col[c] * weight;
+        trans[i] *= T(1) - pv.alpha;
+        if (trans[i] < T(T_MIN)) {
+          consumed[i] = k + 1;
+          --active;
+        }
+      }
+    }
+  }
+  for (int y = py0; y <= py1; ++y) {
+    for (int x = px0; x <= px1; ++x) {
+      const int i = (y - py0) * TILE_SIZE + (x - px0);
+      const int64_t o = int64_t(y) * s.width + x;
+      for (int c = 0; c < 3; ++c) colour_out[3 * o + c] = colour[i][c];
+      alpha_out[o] = T(1) - trans[i];
+      t_final_out[o] = trans[i];
+      count_out[o] = consumed[i] >= 0 ? consumed[i] : length;
+    }
+  }
+}
+
+#ifdef DIFFBMP_CPU_LANES
+// The same tile, a vector of pixels of a row at a time (pixel_lanes.h): the same values bit for bit.
+template <typename T>
+void forward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
+                        const int32_t* sorted_prim, int64_t tile, T* colour_out, T* alpha_out, T* t_final_out,
+                        int32_t* count_out) {
+  constexpr int L = lane_count<T>(), N = TILE_PIXELS + L;
+  const int tiles_x = s.tiles_x();
+  const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
+  const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+  T trans[N], colour[3][N], done[N];  // done: 1 once the pixel stopped (exact), else 0
+  int32_t consumed[N];
+  std::fill(trans, trans + N, T(1));
+  std::fill(&colour[0][0], &colour[0][0] + 3 * N, T(0));
+  std::fill(done, done + N, T(0));
+  std::fill(consumed, consumed + N, -1);
+  const int64_t begin = tile_start[tile], end = tile_start[tile + 1];
+  const int32_t length = int32_t(end - begin);
+  int active = (px1 - px0 + 1) * (py1 - py0 + 1);
+  const Vec<T> lane = iota<T>();
+  for (int32_t k = 0; k < length && active > 0; ++k) {
+    const int32_t prim = sorted_prim[end - 1 - k];
+    const PrimGeom<T>& g = geoms[prim];
+    const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+    if (r.empty()) continue;
+    const PrimLook<T> look = s.look(prim);
+    for (int y = r.y0; y <= r.y1; ++y) {
+      const T py = T(y) + T(PIXEL_CENTER);
+      for (int x = r.x0; x <= r.x1; x += L) {
+        const int i = (y - py0) * TILE_SIZE + (x - px0);
+        Mask<T> live = (lane < T(r.x1 - x + 1)) & (load(done + i) == T(0));
+        if (!any<T>(live)) continue;
+        const Vec<T> px = lane + (T(x) + T(PIXEL_CENTER));
+        Vec<T> u, v;
+        local_uv_lanes(g, px, py, u, v);
+        live &= inside_support_lanes(g, u, v);
+        if (!any<T>(live)) continue;
+        const SampleLanes<T> smp = sample_lanes<T, false>(g, s.texels, u, v, live, s.sigma_e);
+        live &= smp.cov != T(0);  // zero coverage changes neither colour nor transmittance
+        if (!any<T>(live)) continue;
+        Vec<T> alpha, col[3], inv_cov;
+        pair_value_lanes(g, look, smp, alpha, col, inv_cov);
+        const Vec<T> t = load(trans + i);
+        const Vec<T> weight = alpha * t;
+        for (int c = 0; c < 3; ++c) {
+          const Vec<T> old = load(colour[c] + i);
+          store(colour[c] + i, select<T>(live, old + col[c] * weight, old));
+        }
+        const Vec<T> t_new = t * (T(1) - alpha);
+        store(trans + i, select<T>(live, t_new, t));
+        const Mask<T> stopped = live & (t_new < T(T_MIN));
+        if (any<T>(stopped)) {
+          for (int l = 0; l < L; ++l) {
+            if (!stopped[l]) continue;
+            consumed[i + l] = k + 1;
+            done[i + l] = T(1);
             --active;
           }
         }
       }
     }
-    for (int y = py0; y <= py1; ++y) {
-      for (int x = px0; x <= px1; ++x) {
-        const int i = (y - py0) * TILE_SIZE + (x - px0);
-        const int64_t o = int64_t(y) * s.width + x;
-        for (int c = 0; c < 3; ++c) colour_out[3 * o + c] = colour[i][c];
-        alpha_out[o] = T(1) - trans[i];
-        t_final_out[o] = trans[i];
-        count_out[o] = consumed[i] >= 0 ? consumed[i] : length;
-      }
+  }
+  for (int y = py0; y <= py1; ++y) {
+    for (int x = px0; x <= px1; ++x) {
+      const int i = (y - py0) * TILE_SIZE + (x - px0);
+      const int64_t o = int64_t(y) * s.width + x;
+      for (int c = 0; c < 3; ++c) colour_out[3 * o + c] = colour[c][i];
+      alpha_out[o] = T(1) - trans[i];
+      t_final_out[o] = trans[i];
+      count_out[o] = consumed[i] >= 0 ? consumed[i] : length;
     }
+  }
+}
+
+#endif  // DIFFBMP_CPU_LANES
+
+template <typename T>
+void forward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
+                   const int32_t* sorted_prim, T* colour_out, T* alpha_out, T* t_final_out, int32_t* count_out,
+                   PixelPath path = PixelPath::lanes) {
+  for_each_tile(s.num_tiles(), [&](int64_t tile) {
+#ifdef DIFFBMP_CPU_LANES
+    if (path == PixelPath::lanes)
+      return forward_tile_lanes(s, geoms, tile_start, sorted_prim, tile, colour_out, alpha_out, t_final_out, count_out);
+#endif
+    forward_tile_scalar(s, geoms, tile_start, sorted_prim, tile, colour_out, alpha_out, t_final_out, count_out);
   });
 }
 
@@ -177,53 +273,131 @@ void forward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms,
 // pass did; every (tile, primitive) pair writes its own gradient row, so the result does not
 // depend on the number of threads. pair_grads: [P, GRAD_SLOTS], zero on entry.
 template <typename T>
+void backward_tile_scalar(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
+                          const int32_t* sorted_prim, const int64_t* pair_slot, const T* grad_colour,
+                          const T* grad_alpha, const T* colour, const T* t_final, const int32_t* count,
+                          int64_t tile, T* pair_grads) {
+  const int tiles_x = s.tiles_x();
+  const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
+  const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+  PixelGrad<T> pix[TILE_PIXELS];
+  T trans[TILE_PIXELS], accumulated[TILE_PIXELS][3];
+  int32_t consumed[TILE_PIXELS];
+  int32_t longest = 0;
+  for (int y = py0; y <= py1; ++y) {
+    for (int x = px0; x <= px1; ++x) {
+      const int i = (y - py0) * TILE_SIZE + (x - px0);
+      const int64_t o = int64_t(y) * s.width + x;
+      for (int c = 0; c < 3; ++c) {
+        pix[i].g[c] = grad_colour[3 * o + c];
+        pix[i].colour[c] = colour[3 * o + c];
+        accumulated[i][c] = T(0);
+      }
+      pix[i].g_alpha = grad_alpha[o];
+      pix[i].t_final = t_final[o];
+      trans[i] = T(1);
+      consumed[i] = count[o];
+      longest = std::max(longest, consumed[i]);
+    }
+  }
+  const int64_t end = tile_start[tile + 1];
+  for (int32_t k = 0; k < longest; ++k) {
+    const int64_t pair = end - 1 - k;
+    const int32_t prim = sorted_prim[pair];
+    const PrimGeom<T>& g = geoms[prim];
+    const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+    if (r.empty()) continue;
+    const PrimLook<T> look = s.look(prim);
+    T grad[GRAD_SLOTS] = {};
+    for (int y = r.y0; y <= r.y1; ++y) {
+      const T py = T(y) + T(PIXEL_CENTER);
+      for (int x = r.x0; x <= r.x1; ++x) {
+        const int i = (y - py0) * TILE_SIZE + (x - px0);
+        if (k >= consumed[i]) continue;
+        backward_pair(g, look, s.texels, T(x) + T(PIXEL_CENTER), py, s.sigma_e, pix[i], trans[i], accumulated[i], grad);
+      }
+    }
+    T* out = pair_grads + pair_slot[pair] * GRAD_SLOTS;
+    for (int q = 0; q < GRAD_SLOTS; ++q) out[q] = grad[q];
+  }
+}
+
+#ifdef DIFFBMP_CPU_LANES
+// The same tile, a vector of pixels of a row at a time (pixel_lanes.h); each pair's gradient is
+// summed per lane, then over the lanes in order (deterministic, and equal to the scalar sum up
+// to rounding).
+template <typename T>
+void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
+                         const int32_t* sorted_prim, const int64_t* pair_slot, const T* grad_colour,
+                         const T* grad_alpha, const T* colour, const T* t_final, const int32_t* count, int64_t tile,
+                         T* pair_grads) {
+  constexpr int L = lane_count<T>();
+  const int tiles_x = s.tiles_x();
+  const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
+  const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+  TileGradState<T, TILE_PIXELS> st;
+  std::fill(&st.g[0][0], &st.g[0][0] + 3 * st.N, T(0));
+  std::fill(&st.colour[0][0], &st.colour[0][0] + 3 * st.N, T(0));
+  std::fill(&st.accumulated[0][0], &st.accumulated[0][0] + 3 * st.N, T(0));
+  std::fill(st.g_alpha, st.g_alpha + st.N, T(0));
+  std::fill(st.t_final, st.t_final + st.N, T(0));
+  std::fill(st.trans, st.trans + st.N, T(1));
+  std::fill(st.consumed, st.consumed + st.N, T(0));
+  int32_t longest = 0;
+  for (int y = py0; y <= py1; ++y) {
+    for (int x = px0; x <= px1; ++x) {
+      const int i = (y - py0) * TILE_SIZE + (x - px0);
+      const int64_t o = int64_t(y) * s.width + x;
+      for (int c = 0; c < 3; ++c) {
+        st.g[c][i] = grad_colour[3 * o + c];
+        st.colour[c][i] = colour[3 * o + c];
+      }
+      st.g_alpha[i] = grad_alpha[o];
+      st.t_final[i] = t_final[o];
+      st.consumed[i] = T(count[o]);
+      longest = std::max(longest, count[o]);
+    }
+  }
+  const int64_t end = tile_start[tile + 1];
+  const Vec<T> lane = iota<T>();
+  for (int32_t k = 0; k < longest; ++k) {
+    const int64_t pair = end - 1 - k;
+    const int32_t prim = sorted_prim[pair];
+    const PrimGeom<T>& g = geoms[prim];
+    const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+    if (r.empty()) continue;
+    const PrimLook<T> look = s.look(prim);
+    Vec<T> grad[GRAD_SLOTS];
+    for (int q = 0; q < GRAD_SLOTS; ++q) grad[q] = Vec<T>{};
+    for (int y = r.y0; y <= r.y1; ++y) {
+      const T py = T(y) + T(PIXEL_CENTER);
+      for (int x = r.x0; x <= r.x1; x += L) {
+        const int i = (y - py0) * TILE_SIZE + (x - px0);
+        const Mask<T> live = (lane < T(r.x1 - x + 1)) & (T(k) < load(st.consumed + i));
+        if (!any<T>(live)) continue;
+        backward_lanes(g, look, s.texels, lane + (T(x) + T(PIXEL_CENTER)), py, s.sigma_e, live, i, st, grad);
+      }
+    }
+    T* out = pair_grads + pair_slot[pair] * GRAD_SLOTS;
+    for (int q = 0; q < GRAD_SLOTS; ++q) out[q] = sum_lanes<T>(grad[q]);
+  }
+}
+
+#endif  // DIFFBMP_CPU_LANES
+
+template <typename T>
 void backward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
                     const int32_t* sorted_prim, const int64_t* pair_slot, const T* grad_colour, const T* grad_alpha,
-                    const T* colour, const T* t_final, const int32_t* count, T* pair_grads) {
-  const int tiles_x = s.tiles_x();
+                    const T* colour, const T* t_final, const int32_t* count, T* pair_grads,
+                    PixelPath path = PixelPath::lanes) {
   for_each_tile(s.num_tiles(), [&](int64_t tile) {
-    const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
-    const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
-    PixelGrad<T> pix[TILE_PIXELS];
-    T trans[TILE_PIXELS], accumulated[TILE_PIXELS][3];
-    int32_t consumed[TILE_PIXELS];
-    int32_t longest = 0;
-    for (int y = py0; y <= py1; ++y) {
-      for (int x = px0; x <= px1; ++x) {
-        const int i = (y - py0) * TILE_SIZE + (x - px0);
-        const int64_t o = int64_t(y) * s.width + x;
-        for (int c = 0; c < 3; ++c) {
-          pix[i].g[c] = grad_colour[3 * o + c];
-          pix[i].colour[c] = colour[3 * o + c];
-          accumulated[i][c] = T(0);
-        }
-        pix[i].g_alpha = grad_alpha[o];
-        pix[i].t_final = t_final[o];
-        trans[i] = T(1);
-        consumed[i] = count[o];
-        longest = std::max(longest, consumed[i]);
-      }
-    }
-    const int64_t end = tile_start[tile + 1];
-    for (int32_t k = 0; k < longest; ++k) {
-      const int64_t pair = end - 1 - k;
-      const int32_t prim = sorted_prim[pair];
-      const PrimGeom<T>& g = geoms[prim];
-      const Rect r = clip_to_tile(g, px0, py0, px1, py1);
-      if (r.empty()) continue;
-      const PrimLook<T> look = s.look(prim);
-      T grad[GRAD_SLOTS] = {};
-      for (int y = r.y0; y <= r.y1; ++y) {
-        const T py = T(y) + T(PIXEL_CENTER);
-        for (int x = r.x0; x <= r.x1; ++x) {
-          const int i = (y - py0) * TILE_SIZE + (x - px0);
-          if (k >= consumed[i]) continue;
-          backward_pair(g, look, s.texels, T(x) + T(PIXEL_CENTER), py, s.sigma_e, pix[i], trans[i], accumulated[i], grad);
-        }
-      }
-      T* out = pair_grads + pair_slot[pair] * GRAD_SLOTS;
-      for (int q = 0; q < GRAD_SLOTS; ++q) out[q] = grad[q];
-    }
+#ifdef DIFFBMP_CPU_LANES
+    if (path == PixelPath::lanes)
+      return backward_tile_lanes(s, geoms, tile_start, sorted_prim, pair_slot, grad_colour, grad_alpha, colour, t_final,
+                                 count, tile, pair_grads);
+#endif
+    backward_tile_scalar(s, geoms, tile_start, sorted_prim, pair_slot, grad_colour, grad_alpha, colour, t_final,
+                           count, tile, pair_grads);
   });
 }
 

@@ -1,0 +1,142 @@
+// Vectors of pixel lanes for the cpu backend: 32 bytes of float (8 lanes) or double (4 lanes),
+// as GCC/Clang vector types. The compiler maps them onto whatever the target has (two SSE2
+// registers on any x86-64, one AVX register where the build targets AVX2, NEON pairs on Arm);
+// every operation is the IEEE operation of the scalar code, lane by lane, so a vector result
+// equals the scalar one bit for bit wherever the operations are the same.
+#pragma once
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+// Vectors passed by value: GCC notes that their calling convention changed in GCC 4.6.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+namespace diffbmp {
+namespace cpu {
+
+constexpr int LANE_BYTES = 32;
+
+template <typename T>
+struct LaneTypes;
+template <>
+struct LaneTypes<float> {
+  typedef int32_t Int;
+  typedef float V __attribute__((vector_size(LANE_BYTES)));
+  typedef int32_t M __attribute__((vector_size(LANE_BYTES)));
+};
+template <>
+struct LaneTypes<double> {
+  typedef int64_t Int;
+  typedef double V __attribute__((vector_size(LANE_BYTES)));
+  typedef int64_t M __attribute__((vector_size(LANE_BYTES)));
+};
+
+template <typename T>
+using Vec = typename LaneTypes<T>::V;  // one value per lane
+template <typename T>
+using Mask = typename LaneTypes<T>::M;  // all bits set in a lane where a condition holds
+
+template <typename T>
+constexpr int lane_count() {
+  return LANE_BYTES / int(sizeof(T));
+}
+
+template <typename T>
+inline Vec<T> splat(T x) {
+  Vec<T> v;
+  for (int l = 0; l < lane_count<T>(); ++l) v[l] = x;
+  return v;
+}
+
+template <typename T>
+inline Vec<T> iota() {
+  Vec<T> v;
+  for (int l = 0; l < lane_count<T>(); ++l) v[l] = T(l);
+  return v;
+}
+
+template <typename T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename T>
+inline void store(T* p, const Vec<T>& v) {
+  memcpy(p, &v, sizeof(v));
+}
+
+// a where m, else b.
+template <typename T>
+inline Vec<T> select(const Mask<T>& m, const Vec<T>& a, const Vec<T>& b) {
+  typedef Mask<T> M;
+  return (Vec<T>)(((M)a & m) | ((M)b & ~m));
+}
+
+template <typename T>
+inline Vec<T> zero_unless(const Mask<T>& m, const Vec<T>& a) {
+  return select<T>(m, a, Vec<T>{});
+}
+
+template <typename T>
+inline bool any(const Mask<T>& m) {
+  typename LaneTypes<T>::Int bits = 0;
+  for (int l = 0; l < lane_count<T>(); ++l) bits |= m[l];
+  return bits != 0;
+}
+
+// The scalar helpers of common.h, lane by lane: fn::min(a, b) is a < b ? a : b, and so on.
+template <typename T>
+inline Vec<T> vmin(const Vec<T>& a, const Vec<T>& b) {
+  return select<T>(a < b, a, b);
+}
+template <typename T>
+inline Vec<T> vmax(const Vec<T>& a, const Vec<T>& b) {
+  return select<T>(a > b, a, b);
+}
+template <typename T>
+inline Vec<T> vabs(const Vec<T>& a) {
+  return select<T>(a < T(0), -a, a);
+}
+
+// Floor through the integers: exact for |x| < 2^31, which local texel coordinates always are
+// (they lie within a level's support).
+template <typename T>
+inline Vec<T> vfloor(const Vec<T>& x) {
+  const Vec<T> t = __builtin_convertvector(__builtin_convertvector(x, Mask<T>), Vec<T>);
+  return select<T>(t > x, t - T(1), t);
+}
+
+// Square root and exponential lane by lane through the C library, so they round as the
+// scalar code's calls do (sqrt is one instruction where errno is not kept).
+inline float sqrt_lane(float x) { return sqrtf(x); }
+inline double sqrt_lane(double x) { return sqrt(x); }
+template <typename T>
+inline Vec<T> vsqrt(const Vec<T>& x) {
+  Vec<T> r;
+  for (int l = 0; l < lane_count<T>(); ++l) r[l] = sqrt_lane(x[l]);
+  return r;
+}
+inline float exp_lane(float x) { return expf(x); }
+inline double exp_lane(double x) { return exp(x); }
+template <typename T>
+inline Vec<T> vexp(const Vec<T>& x) {
+  Vec<T> r;
+  for (int l = 0; l < lane_count<T>(); ++l) r[l] = exp_lane(x[l]);
+  return r;
+}
+
+// Horizontal sum, lanes in order.
+template <typename T>
+inline T sum_lanes(const Vec<T>& v) {
+  T s = T(0);
+  for (int l = 0; l < lane_count<T>(); ++l) s += v[l];
+  return s;
+}
+
+}  // namespace cpu
+}  // namespace diffbmp

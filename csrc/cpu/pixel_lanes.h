@@ -1,0 +1,277 @@
+// The per-pair mathematics of csrc/include/diffbmp (shapes.h, pixel.h) over a vector of pixel
+// lanes: the same operations in the same order, lane by lane, so the forward values equal the
+// scalar code's bit for bit; the backward sums a pair's gradient per lane, then over the lanes,
+// so its gradients differ from the scalar order by rounding only. Lanes outside `live` are
+// computed (on whatever they hold) and then discarded by selection, never by multiplication,
+// so nothing they compute, infinities included, reaches a result.
+#pragma once
+
+#include "diffbmp/geometry.h"
+#include "diffbmp/pixel.h"
+#include "diffbmp/shapes.h"
+#include "lanes.h"
+
+namespace diffbmp {
+namespace cpu {
+
+// Coverage, premultiplied colour and, for the backward pass, their derivatives at (u, v).
+template <typename T>
+struct SampleLanes {
+  Vec<T> cov, p[3];
+  Vec<T> dcov_du, dcov_dv, dp_du[3], dp_dv[3];
+  Vec<T> dcov_dsx, dcov_dsy;
+};
+
+// Bilinear RGBA of one level (shapes.h, bilinear_level) for every lane in `live`; texels are
+// fetched lane by lane (a lane's four taps are four 16-byte loads), the blend is vectorised.
+template <typename T, bool WithGrad>
+inline void bilinear_level_lanes(const T* texels, const LevelRef<T>& lv, const Vec<T>& u, const Vec<T>& v,
+                                 const Mask<T>& live, Vec<T> value[4], Vec<T> d_du[4], Vec<T> d_dv[4]) {
+  constexpr int L = lane_count<T>();
+  if (lv.weight == T(0)) return;
+  const Vec<T> tx = (u + T(1)) * lv.half_content_x + T(MIP_PAD) - T(0.5);
+  const Vec<T> ty = (v + T(1)) * lv.half_content_y + T(MIP_PAD) - T(0.5);
+  const Vec<T> fx0 = vfloor<T>(tx), fy0 = vfloor<T>(ty);
+  const Vec<T> ax = tx - fx0, ay = ty - fy0;
+  const Mask<T> ix = __builtin_convertvector(fx0, Mask<T>), iy = __builtin_convertvector(fy0, Mask<T>);
+  Vec<T> t00[4], t10[4], t01[4], t11[4];
+  for (int c = 0; c < 4; ++c) t00[c] = t10[c] = t01[c] = t11[c] = Vec<T>{};
+  for (int l = 0; l < L; ++l) {
+    if (!live[l]) continue;
+    const int x0 = int(ix[l]), y0 = int(iy[l]);
+    T a[4], b[4], c4[4], d[4];
+    fetch_texel(texels, lv, x0, y0, a);
+    fetch_texel(texels, lv, x0 + 1, y0, b);
+    fetch_texel(texels, lv, x0, y0 + 1, c4);
+    fetch_texel(texels, lv, x0 + 1, y0 + 1, d);
+    for (int c = 0; c < 4; ++c) {
+      t00[c][l] = a[c];
+      t10[c][l] = b[c];
+      t01[c][l] = c4[c];
+      t11[c][l] = d[c];
+    }
+  }
+  const T w = lv.weight;
+  for (int c = 0; c < 4; ++c) {
+    const Vec<T> top = t00[c] + (t10[c] - t00[c]) * ax;
+    const Vec<T> bottom = t01[c] + (t11[c] - t01[c]) * ax;
+    value[c] += w * (top + (bottom - top) * ay);
+    if (WithGrad) {
+      const Vec<T> d_tx = (t10[c] - t00[c]) * (T(1) - ay) + (t11[c] - t01[c]) * ay;
+      const Vec<T> d_ty = bottom - top;
+      d_du[c] += w * d_tx * lv.half_content_x;
+      d_dv[c] += w * d_ty * lv.half_content_y;
+    }
+  }
+}
+
+// smoothstep of shapes.h: the C1 taper and its derivative.
+template <typename T>
+inline Vec<T> smoothstep_lanes(Vec<T> t, Vec<T>& d_dt) {
+  t = vmin<T>(vmax<T>(t, splat<T>(T(0))), splat<T>(T(1)));
+  d_dt = T(6) * t * (T(1) - t);
+  return t * t * (T(3) - T(2) * t);
+}
+
+template <typename T>
+inline Vec<T> sigmoid_lanes(const Vec<T>& z) {
+  return T(1) / (T(1) + vexp<T>(-z));
+}
+
+template <typename T>
+inline Vec<T> gaussian_q_lanes(const PrimGeom<T>& g, const Vec<T>& u, const Vec<T>& v) {
+  return u * u / (g.analytic.gauss_su * g.analytic.gauss_su) + v * v / (g.analytic.gauss_sv * g.analytic.gauss_sv);
+}
+
+// shapes.h, shape_sample (WithGrad false: cov and p only) and shape_sample_grad (true). Lanes
+// outside `live` may hold anything.
+template <typename T, bool WithGrad>
+inline SampleLanes<T> sample_lanes(const PrimGeom<T>& g, const T* texels, const Vec<T>& u, const Vec<T>& v,
+                                   const Mask<T>& live, T sigma_e) {
+  SampleLanes<T> s;
+  const Vec<T> zero{};
+  s.dcov_dsx = s.dcov_dsy = zero;
+  if (g.kind == KIND_TEXTURE) {
+    Vec<T> value[4], d_du[4], d_dv[4];
+    for (int c = 0; c < 4; ++c) value[c] = d_du[c] = d_dv[c] = zero;
+    for (int l = 0; l < 4; ++l) bilinear_level_lanes<T, WithGrad>(texels, g.level[l], u, v, live, value, d_du, d_dv);
+    s.cov = value[3];
+    s.dcov_du = d_du[3];
+    s.dcov_dv = d_dv[3];
+    for (int c = 0; c < 3; ++c) {
+      s.p[c] = value[c];
+      s.dp_du[c] = d_du[c];
+      s.dp_dv[c] = d_dv[c];
+    }
+    return s;
+  }
+  T unused;
+  (void)unused;
+  if (g.kind == KIND_CIRCLE) {
+    const Vec<T> r2 = u * u + v * v;
+    const Mask<T> inside = r2 < g.eu * g.eu;  // beyond eu the taper is zero (and so is its slope)
+    const T width = T(LOGISTIC_K) * (T(CIRCLE_TAPER_END) - T(CIRCLE_TAPER_START));
+    const T dt_dz = T(1) / width;
+    const T slope = g.analytic.circle_slope;
+    const Vec<T> r = vsqrt<T>(r2);
+    const Vec<T> z = (T(1) - r) * slope;
+    const Vec<T> sig = sigmoid_lanes<T>(z);
+    Vec<T> dw_dt;
+    const Vec<T> w = smoothstep_lanes<T>((z + T(LOGISTIC_K) * T(CIRCLE_TAPER_END)) / width, dw_dt);
+    s.cov = zero_unless<T>(inside, sig * w);
+    if (WithGrad) {
+      const Vec<T> dcov_dz = sig * (T(1) - sig) * w + sig * dw_dt * dt_dz;
+      const Vec<T> inv_r = select<T>(r > T(0), T(1) / r, zero);
+      s.dcov_du = zero_unless<T>(inside, -dcov_dz * slope * u * inv_r);
+      s.dcov_dv = zero_unless<T>(inside, -dcov_dz * slope * v * inv_r);
+      s.dcov_dsx = zero_unless<T>(inside, dcov_dz * z * T(0.5) * g.inv_sx);
+      s.dcov_dsy = zero_unless<T>(inside, dcov_dz * z * T(0.5) * g.inv_sy);
+    }
+  } else {
+    const T su = g.analytic.gauss_su, sv = g.analytic.gauss_sv;
+    const T end = T(GAUSSIAN_TAPER_END) * T(GAUSSIAN_TAPER_END);
+    const T width = end - T(GAUSSIAN_TAPER_START) * T(GAUSSIAN_TAPER_START);
+    const T dt_dq = T(-1) / width;
+    const Vec<T> q = gaussian_q_lanes<T>(g, u, v);
+    const Mask<T> inside = q < end;
+    Vec<T> dw_dt;
+    const Vec<T> w = smoothstep_lanes<T>((end - q) / width, dw_dt);
+    const Vec<T> peak = g.analytic.gauss_amp * vexp<T>(T(-0.5) * q);
+    const Vec<T> cov = peak * w;
+    s.cov = zero_unless<T>(inside, cov);
+    if (WithGrad) {
+      const Vec<T> dcov_dq = peak * (T(-0.5) * w + dw_dt * dt_dq);
+      s.dcov_du = zero_unless<T>(inside, dcov_dq * T(2) * u / (su * su));
+      s.dcov_dv = zero_unless<T>(inside, dcov_dq * T(2) * v / (sv * sv));
+      const T ex = sigma_e * g.inv_sx, ey = sigma_e * g.inv_sy;
+      const T dsu_dsx = -(ex * ex * g.inv_sx) / su;
+      const T dsv_dsy = -(ey * ey * g.inv_sy) / sv;
+      s.dcov_dsx = zero_unless<T>(inside, (-cov / su - dcov_dq * T(2) * u * u / (su * su * su)) * dsu_dsx);
+      s.dcov_dsy = zero_unless<T>(inside, (-cov / sv - dcov_dq * T(2) * v * v / (sv * sv * sv)) * dsv_dsy);
+    }
+  }
+  for (int c = 0; c < 3; ++c) {
+    s.p[c] = s.cov;
+    if (WithGrad) {
+      s.dp_du[c] = s.dcov_du;
+      s.dp_dv[c] = s.dcov_dv;
+    }
+  }
+  return s;
+}
+
+// Local coordinates (geometry.h, local_uv) of the pixel centres px of one row at height py.
+template <typename T>
+inline void local_uv_lanes(const PrimGeom<T>& g, const Vec<T>& px, T py, Vec<T>& u, Vec<T>& v) {
+  const Vec<T> dx = px - g.mx;
+  const T dy = py - g.my;
+  u = (g.cos_t * dx + g.sin_t * dy) * g.inv_sx;
+  v = (-g.sin_t * dx + g.cos_t * dy) * g.inv_sy;
+}
+
+template <typename T>
+inline Mask<T> inside_support_lanes(const PrimGeom<T>& g, const Vec<T>& u, const Vec<T>& v) {
+  return (vabs<T>(u) < g.eu) & (vabs<T>(v) < g.ev);
+}
+
+// pixel.h, pair_value: alpha and colour of the pair in every lane.
+template <typename T>
+inline void pair_value_lanes(const PrimGeom<T>& g, const PrimLook<T>& look, const SampleLanes<T>& s, Vec<T>& alpha,
+                             Vec<T> col[3], Vec<T>& inv_cov) {
+  alpha = vmin<T>(look.opacity * s.cov, splat<T>(T(ALPHA_MAX)));
+  const bool texture = g.kind == KIND_TEXTURE;
+  inv_cov = select<T>(s.cov > T(0), T(1) / s.cov, Vec<T>{});
+  for (int c = 0; c < 3; ++c) {
+    if (texture)
+      col[c] = (T(1) - look.beta) * look.color[c] + look.beta * (s.p[c] * inv_cov);
+    else
+      col[c] = splat<T>((T(1) - look.beta) * look.color[c] + look.beta * T(1));
+  }
+}
+
+// What the backward pass knows about the pixels of a tile, one array per quantity (so a
+// vector of neighbouring pixels is one load), padded by a vector's worth of lanes so a row's
+// last vector may read past the tile's last pixel.
+template <typename T, int Pixels>
+struct TileGradState {
+  static constexpr int N = Pixels + lane_count<T>();
+  T g[3][N], g_alpha[N], colour[3][N], t_final[N];
+  T trans[N], accumulated[3][N];
+  T consumed[N];  // list entries the pixel consumed in the forward pass (exact integers)
+};
+
+// pixel.h, backward_pair, for the lanes in `live` of the pixels starting at index i of the
+// tile; adds to the per-lane gradient sums `grad` (GRAD_SLOTS vectors).
+template <typename T, int Pixels>
+inline void backward_lanes(const PrimGeom<T>& g, const PrimLook<T>& look, const T* texels, const Vec<T>& px, T py,
+                           T sigma_e, Mask<T> live, int i, TileGradState<T, Pixels>& st, Vec<T>* grad) {
+  Vec<T> u, v;
+  local_uv_lanes(g, px, py, u, v);
+  live &= inside_support_lanes(g, u, v);
+  if (!any<T>(live)) return;
+  const SampleLanes<T> s = sample_lanes<T, true>(g, texels, u, v, live, sigma_e);
+  // Where the coverage and its slope vanish every term is zero and T is unchanged.
+  const T z0 = T(0);
+  live &= (s.cov != z0) | (s.dcov_du != z0) | (s.dcov_dv != z0) | (s.dp_du[0] != z0) | (s.dp_dv[0] != z0) |
+          (s.dp_du[1] != z0) | (s.dp_dv[1] != z0) | (s.dp_du[2] != z0) | (s.dp_dv[2] != z0);
+  if (!any<T>(live)) return;
+  Vec<T> a, col[3], inv_cov;
+  pair_value_lanes(g, look, s, a, col, inv_cov);
+  const Vec<T> t = load(st.trans + i);
+  const Vec<T> one_minus_a = T(1) - a;
+  Vec<T> gc[3];
+  Vec<T> g_dot_col{}, g_dot_behind{};
+  for (int c = 0; c < 3; ++c) {
+    gc[c] = load(st.g[c] + i);
+    const Vec<T> acc_old = load(st.accumulated[c] + i);
+    const Vec<T> acc = acc_old + col[c] * (a * t);
+    store(st.accumulated[c] + i, select<T>(live, acc, acc_old));
+    const Vec<T> behind = load(st.colour[c] + i) - acc;
+    g_dot_col += gc[c] * col[c];
+    g_dot_behind += gc[c] * behind;
+  }
+  const Vec<T> dL_da =
+      t * g_dot_col - g_dot_behind / one_minus_a + load(st.g_alpha + i) * load(st.t_final + i) / one_minus_a;
+  store(st.trans + i, select<T>(live, t * one_minus_a, t));
+
+  const Mask<T> clamped = look.opacity * s.cov > T(ALPHA_MAX);
+  const Vec<T> zero{};
+  const Vec<T> da_dopacity = select<T>(clamped, zero, s.cov);
+  const Vec<T> da_dcov = select<T>(clamped, zero, splat<T>(look.opacity));
+
+  const bool texture = g.kind == KIND_TEXTURE;
+  Vec<T> g_dot_own_minus_c{};
+  for (int c = 0; c < 3; ++c) {
+    const Vec<T> dL_dcol = a * t * gc[c];
+    const Vec<T> own = texture ? s.p[c] * inv_cov : splat<T>(T(1));
+    grad[G_R + c] += zero_unless<T>(live, (T(1) - look.beta) * dL_dcol);
+    g_dot_own_minus_c += dL_dcol * (own - look.color[c]);
+  }
+  grad[G_BETA] += zero_unless<T>(live, g_dot_own_minus_c);
+  grad[G_OPACITY] += zero_unless<T>(live, dL_da * da_dopacity);
+
+  Vec<T> dL_dcov = dL_da * da_dcov;
+  Vec<T> dL_du{}, dL_dv{};
+  if (texture) {
+    const Vec<T> a_over_cov = a * inv_cov;
+    const Vec<T> scale = look.beta * t * a_over_cov;
+    for (int c = 0; c < 3; ++c) {
+      const Vec<T> dL_dp = scale * gc[c];
+      dL_dcov -= dL_dp * s.p[c] * inv_cov;
+      dL_du += dL_dp * s.dp_du[c];
+      dL_dv += dL_dp * s.dp_dv[c];
+    }
+  }
+  dL_du += dL_dcov * s.dcov_du;
+  dL_dv += dL_dcov * s.dcov_dv;
+
+  const T cs = g.cos_t, sn = g.sin_t;
+  grad[G_MX] += zero_unless<T>(live, dL_du * (-cs * g.inv_sx) + dL_dv * (sn * g.inv_sy));
+  grad[G_MY] += zero_unless<T>(live, dL_du * (-sn * g.inv_sx) + dL_dv * (-cs * g.inv_sy));
+  grad[G_ROT] += zero_unless<T>(live, dL_du * (v * g.sy * g.inv_sx) + dL_dv * (-u * g.sx * g.inv_sy));
+  grad[G_SX] += zero_unless<T>(live, dL_du * (-u * g.inv_sx) + dL_dcov * s.dcov_dsx);
+  grad[G_SY] += zero_unless<T>(live, dL_dv * (-v * g.inv_sy) + dL_dcov * s.dcov_dsy);
+}
+
+}  // namespace cpu
+}  // namespace diffbmp
