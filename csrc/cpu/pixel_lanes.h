@@ -75,7 +75,7 @@ inline Vec<T> smoothstep_lanes(Vec<T> t, Vec<T>& d_dt) {
 
 template <typename T>
 inline Vec<T> sigmoid_lanes(const Vec<T>& z) {
-  return T(1) / (T(1) + vexp<T>(-z));
+  return T(1) / (T(1) + vexp(-z));
 }
 
 template <typename T>
@@ -136,7 +136,7 @@ inline SampleLanes<T> sample_lanes(const PrimGeom<T>& g, const T* texels, const 
     const Mask<T> inside = q < end;
     Vec<T> dw_dt;
     const Vec<T> w = smoothstep_lanes<T>((end - q) / width, dw_dt);
-    const Vec<T> peak = g.analytic.gauss_amp * vexp<T>(T(-0.5) * q);
+    const Vec<T> peak = g.analytic.gauss_amp * vexp(T(-0.5) * q);
     const Vec<T> cov = peak * w;
     s.cov = zero_unless<T>(inside, cov);
     if (WithGrad) {
