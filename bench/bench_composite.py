@@ -12,6 +12,12 @@ CPU, allocator peak on CUDA) belongs to that measurement alone.
     python bench/bench_composite.py --device cuda   # cuda backend + dense baseline on the GPU
     python bench/bench_composite.py --quick         # fewer points and repeats
     python bench/bench_composite.py --no-baseline   # our backend only
+    python bench/bench_composite.py --compare HEAD~3   # this checkout against another revision
+
+--compare builds the extension of another revision (a temporary git worktree, its own build
+in the extension cache) and times both in the same run, alternating their worker processes
+point by point, so that both see the same machine; it prints the median step of each and the
+ratio.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -155,6 +163,55 @@ def run_worker(args) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+#: The points --compare times: where the cpu backend's per-pixel work dominates.
+COMPARE_POINTS = [POINTS[1], POINTS[2]]
+
+
+def run_script_worker(script: str, args) -> dict:
+    """A worker of another checkout's bench_composite.py (which imports that checkout's diffbmp)."""
+    command = [sys.executable, script, "--worker", json.dumps(args)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        error = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        FAILURES.append(f"{script} {args['n']} {args['shapes']} at {args['size']}px: {error}")
+        return {"error": error}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare(revision: str, device: str, repeats: int, rounds: int) -> None:
+    """This checkout against ``revision``, alternating their workers ``rounds`` times per point."""
+    root = os.path.dirname(HERE)
+    resolved = subprocess.run(["git", "-C", root, "rev-parse", "--short", revision], capture_output=True, text=True)
+    if resolved.returncode != 0:
+        sys.exit(f"--compare: {revision!r} is not a revision of {root}: {resolved.stderr.strip()}")
+    short = resolved.stdout.strip()
+    worktree = tempfile.mkdtemp(prefix="diffbmp-compare.")
+    added = subprocess.run(["git", "-C", root, "worktree", "add", "--detach", worktree, short], capture_output=True, text=True)
+    if added.returncode != 0:
+        sys.exit(f"--compare: could not check out {short}: {added.stderr.strip()}")
+    try:
+        theirs = os.path.join(worktree, "bench", "bench_composite.py")
+        backend = "cuda" if device == "cuda" else "cpu"
+        print(f"this checkout against {short} ({backend} backend, {rounds} rounds of a median of {repeats}, alternating)\n")
+        print("| primitives | canvas | this checkout fwd ms | fwd+bwd ms | " + f"{short} fwd ms | fwd+bwd ms | fwd+bwd speed-up |")
+        print("|---|---|---|---|---|---|---|")
+        for kind, n, size, shapes, radius in COMPARE_POINTS:
+            spec = {"n": n, "size": size, "shapes": shapes, "radius": list(radius), "device": device, "repeats": repeats, "backend": backend}
+            ours, other = [], []
+            for _ in range(rounds):
+                ours.append(run_worker(spec))
+                other.append(run_script_worker(theirs, spec))
+            if any("error" in r for r in ours + other):
+                print(f"| {n} {kind} | {size}x{size} | error | | | | |")
+                continue
+            med = lambda rows, key: statistics.median(r[key] for r in rows)  # noqa: E731
+            print(f"| {n} {kind} | {size}x{size} | {format_ms(med(ours, 'forward'))} | {format_ms(med(ours, 'step'))} "
+                  f"| {format_ms(med(other, 'forward'))} | {format_ms(med(other, 'step'))} | {med(other, 'step') / med(ours, 'step'):.2f}x |")
+    finally:
+        subprocess.run(["git", "-C", root, "worktree", "remove", "--force", worktree], capture_output=True)
+        shutil.rmtree(worktree, ignore_errors=True)
+
+
 def baseline_rss_mb() -> float:
     """Resident memory of a worker that imported diffbmp and rendered nothing big."""
     result = run_worker({"backend": "cpu", "n": 1, "size": 16, "shapes": "circle", "radius": [0.1, 0.1], "device": "cpu", "repeats": 1})
@@ -171,6 +228,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="three points, three repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--no-baseline", action="store_true", help="skip the dense baseline (it takes most of the time)")
+    parser.add_argument("--compare", metavar="REV", help="time this checkout against git revision REV, alternating")
+    parser.add_argument("--rounds", type=int, default=5, help="with --compare: worker pairs per point (default 5)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -180,6 +239,12 @@ def main() -> None:
 
     device = args.device
     repeats = args.repeats or (3 if args.quick else 7)
+    if args.compare:
+        compare(args.compare, device, repeats, args.rounds)
+        if FAILURES:
+            print(f"\n{len(FAILURES)} measurement(s) failed:", *FAILURES, sep="\n  ", file=sys.stderr)
+            sys.exit(1)
+        return
     backend = "cuda" if device == "cuda" else "cpu"
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"diffbmp composite benchmark on {name}; torch {torch.__version__}; median of {repeats}")
