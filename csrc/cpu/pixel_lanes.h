@@ -189,6 +189,46 @@ inline void pair_value_lanes(const PrimGeom<T>& g, const PrimLook<T>& look, cons
   }
 }
 
+// Texture sampling is bound by memory latency (a bank's pyramids outgrow the caches): before a
+// pair is evaluated, the cache lines of the next pair's texels in this tile are requested, so
+// their misses overlap with the current pair's work. The footprint is the texel box of the
+// rectangle's four corners in each level the primitive blends; at most `budget` lines.
+template <typename T>
+inline void prefetch_texels(const PrimGeom<T>& g, const T* texels, int x0, int x1, int y0, int y1, int budget = 96) {
+  if (g.kind != KIND_TEXTURE || x0 > x1 || y0 > y1) return;
+  T u_lo = T(0), u_hi = T(0), v_lo = T(0), v_hi = T(0);
+  for (int corner = 0; corner < 4; ++corner) {
+    T u, v;
+    local_uv(g, T(corner & 1 ? x1 : x0) + T(PIXEL_CENTER), T(corner & 2 ? y1 : y0) + T(PIXEL_CENTER), u, v);
+    u_lo = corner ? fn::min(u_lo, u) : u;
+    u_hi = corner ? fn::max(u_hi, u) : u;
+    v_lo = corner ? fn::min(v_lo, v) : v;
+    v_hi = corner ? fn::max(v_hi, v) : v;
+  }
+  u_lo = fn::max(u_lo, -g.eu);
+  u_hi = fn::min(u_hi, g.eu);
+  v_lo = fn::max(v_lo, -g.ev);
+  v_hi = fn::min(v_hi, g.ev);
+  if (u_lo > u_hi || v_lo > v_hi) return;
+  for (int l = 0; l < 4; ++l) {
+    const LevelRef<T>& lv = g.level[l];
+    if (lv.weight == T(0)) continue;
+    const int tx0 = fn::max(0, int(fn::floor((u_lo + T(1)) * lv.half_content_x + T(MIP_PAD) - T(0.5))));
+    const int tx1 = fn::min(lv.width - 1, int(fn::floor((u_hi + T(1)) * lv.half_content_x + T(MIP_PAD) - T(0.5))) + 1);
+    const int ty0 = fn::max(0, int(fn::floor((v_lo + T(1)) * lv.half_content_y + T(MIP_PAD) - T(0.5))));
+    const int ty1 = fn::min(lv.height - 1, int(fn::floor((v_hi + T(1)) * lv.half_content_y + T(MIP_PAD) - T(0.5))) + 1);
+    if (tx0 > tx1 || ty0 > ty1) continue;
+    const int64_t row_bytes = int64_t(tx1 - tx0 + 1) * 4 * int64_t(sizeof(T));
+    for (int y = ty0; y <= ty1; ++y) {
+      const char* row = reinterpret_cast<const char*>(texels + 4 * (int64_t(lv.offset) + int64_t(y) * lv.width + tx0));
+      for (int64_t b = 0; b < row_bytes + 63; b += 64) {
+        if (--budget < 0) return;
+        __builtin_prefetch(row + fn::min<int64_t>(b, row_bytes - 1));
+      }
+    }
+  }
+}
+
 // What the backward pass knows about the pixels of a tile, one array per quantity (so a
 // vector of neighbouring pixels is one load), padded by a vector's worth of lanes so a row's
 // last vector may read past the tile's last pixel.

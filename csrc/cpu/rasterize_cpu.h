@@ -203,6 +203,11 @@ void forward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& g
   for (int32_t k = 0; k < length && active > 0; ++k) {
     const int32_t prim = sorted_prim[end - 1 - k];
     const PrimGeom<T>& g = geoms[prim];
+    if (k + 1 < length) {
+      const PrimGeom<T>& next = geoms[sorted_prim[end - 2 - k]];
+      const Rect rn = clip_to_tile(next, px0, py0, px1, py1);
+      prefetch_texels(next, s.texels, rn.x0, rn.x1, rn.y0, rn.y1);
+    }
     const Rect r = clip_to_tile(g, px0, py0, px1, py1);
     if (r.empty()) continue;
     const PrimLook<T> look = s.look(prim);
@@ -364,6 +369,11 @@ void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
     const int64_t pair = end - 1 - k;
     const int32_t prim = sorted_prim[pair];
     const PrimGeom<T>& g = geoms[prim];
+    if (k + 1 < longest) {
+      const PrimGeom<T>& next = geoms[sorted_prim[pair - 1]];
+      const Rect rn = clip_to_tile(next, px0, py0, px1, py1);
+      prefetch_texels(next, s.texels, rn.x0, rn.x1, rn.y0, rn.y1);
+    }
     const Rect r = clip_to_tile(g, px0, py0, px1, py1);
     if (r.empty()) continue;
     const PrimLook<T> look = s.look(prim);
