@@ -14,6 +14,10 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
+// The lane helpers are small and called once per vector of pixels: a call (through the PLT,
+// since the module is position-independent) would cost more than their work.
+#define DIFFBMP_LANES_INLINE inline __attribute__((always_inline))
+
 namespace diffbmp {
 namespace cpu {
 
@@ -45,84 +49,86 @@ constexpr int lane_count() {
 }
 
 template <typename T>
-inline Vec<T> splat(T x) {
+DIFFBMP_LANES_INLINE Vec<T> splat(T x) {
   Vec<T> v;
   for (int l = 0; l < lane_count<T>(); ++l) v[l] = x;
   return v;
 }
 
 template <typename T>
-inline Vec<T> iota() {
+DIFFBMP_LANES_INLINE Vec<T> iota() {
   Vec<T> v;
   for (int l = 0; l < lane_count<T>(); ++l) v[l] = T(l);
   return v;
 }
 
 template <typename T>
-inline Vec<T> load(const T* p) {
+DIFFBMP_LANES_INLINE Vec<T> load(const T* p) {
   Vec<T> v;
   memcpy(&v, p, sizeof(v));
   return v;
 }
 
 template <typename T>
-inline void store(T* p, const Vec<T>& v) {
+DIFFBMP_LANES_INLINE void store(T* p, const Vec<T>& v) {
   memcpy(p, &v, sizeof(v));
 }
 
 // a where m, else b.
 template <typename T>
-inline Vec<T> select(const Mask<T>& m, const Vec<T>& a, const Vec<T>& b) {
+DIFFBMP_LANES_INLINE Vec<T> select(const Mask<T>& m, const Vec<T>& a, const Vec<T>& b) {
   typedef Mask<T> M;
   return (Vec<T>)(((M)a & m) | ((M)b & ~m));
 }
 
 template <typename T>
-inline Vec<T> zero_unless(const Mask<T>& m, const Vec<T>& a) {
+DIFFBMP_LANES_INLINE Vec<T> zero_unless(const Mask<T>& m, const Vec<T>& a) {
   return select<T>(m, a, Vec<T>{});
 }
 
+// Whether any lane is set: the mask's 32 bytes as four words (one vptest with AVX), not a
+// walk over the lanes.
 template <typename T>
-inline bool any(const Mask<T>& m) {
-  typename LaneTypes<T>::Int bits = 0;
-  for (int l = 0; l < lane_count<T>(); ++l) bits |= m[l];
-  return bits != 0;
+DIFFBMP_LANES_INLINE bool any(const Mask<T>& m) {
+  uint64_t words[LANE_BYTES / 8];
+  memcpy(words, &m, sizeof(words));
+  return (words[0] | words[1] | words[2] | words[3]) != 0;
 }
 
 // The scalar helpers of common.h, lane by lane: fn::min(a, b) is a < b ? a : b, and so on.
 template <typename T>
-inline Vec<T> vmin(const Vec<T>& a, const Vec<T>& b) {
+DIFFBMP_LANES_INLINE Vec<T> vmin(const Vec<T>& a, const Vec<T>& b) {
   return select<T>(a < b, a, b);
 }
 template <typename T>
-inline Vec<T> vmax(const Vec<T>& a, const Vec<T>& b) {
+DIFFBMP_LANES_INLINE Vec<T> vmax(const Vec<T>& a, const Vec<T>& b) {
   return select<T>(a > b, a, b);
 }
 template <typename T>
-inline Vec<T> vabs(const Vec<T>& a) {
+DIFFBMP_LANES_INLINE Vec<T> vabs(const Vec<T>& a) {
   return select<T>(a < T(0), -a, a);
 }
 
 // Floor through the integers: exact for |x| < 2^31, which local texel coordinates always are
 // (they lie within a level's support).
 template <typename T>
-inline Vec<T> vfloor(const Vec<T>& x) {
+DIFFBMP_LANES_INLINE Vec<T> vfloor(const Vec<T>& x) {
   const Vec<T> t = __builtin_convertvector(__builtin_convertvector(x, Mask<T>), Vec<T>);
   return select<T>(t > x, t - T(1), t);
 }
 
 // Square root and exponential lane by lane through the C library, so they round as the
 // scalar code's calls do (sqrt is one instruction where errno is not kept).
-inline float sqrt_lane(float x) { return sqrtf(x); }
-inline double sqrt_lane(double x) { return sqrt(x); }
+DIFFBMP_LANES_INLINE float sqrt_lane(float x) { return sqrtf(x); }
+DIFFBMP_LANES_INLINE double sqrt_lane(double x) { return sqrt(x); }
 template <typename T>
-inline Vec<T> vsqrt(const Vec<T>& x) {
+DIFFBMP_LANES_INLINE Vec<T> vsqrt(const Vec<T>& x) {
   Vec<T> r;
   for (int l = 0; l < lane_count<T>(); ++l) r[l] = sqrt_lane(x[l]);
   return r;
 }
 // exp in double: the C library's, lane by lane (double serves checks, not speed).
-inline Vec<double> vexp(const Vec<double>& x) {
+DIFFBMP_LANES_INLINE Vec<double> vexp(const Vec<double>& x) {
   Vec<double> r;
   for (int l = 0; l < lane_count<double>(); ++l) r[l] = exp(x[l]);
   return r;
@@ -132,7 +138,7 @@ inline Vec<double> vexp(const Vec<double>& x) {
 // n ln 2 is exact), a degree-7 polynomial for e^r (Cephes' expf coefficients), times 2^n made
 // from the exponent bits. Within 2 ulp of expf over the range the model uses (tested against
 // it); below -87.3 it returns 0 (expf gives denormals there), above 88.7 +inf.
-inline Vec<float> vexp(const Vec<float>& x_in) {
+DIFFBMP_LANES_INLINE Vec<float> vexp(const Vec<float>& x_in) {
   typedef Mask<float> M;
   const Vec<float> x = vmin<float>(vmax<float>(x_in, splat(-87.3f)), splat(88.7f));
   const Vec<float> n = vfloor<float>(x * 1.44269504088896341f + 0.5f);
@@ -152,7 +158,7 @@ inline Vec<float> vexp(const Vec<float>& x_in) {
 
 // Horizontal sum, lanes in order.
 template <typename T>
-inline T sum_lanes(const Vec<T>& v) {
+DIFFBMP_LANES_INLINE T sum_lanes(const Vec<T>& v) {
   T s = T(0);
   for (int l = 0; l < lane_count<T>(); ++l) s += v[l];
   return s;

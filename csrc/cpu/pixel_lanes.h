@@ -22,12 +22,75 @@ struct SampleLanes {
   Vec<T> dcov_dsx, dcov_dsy;
 };
 
-// Bilinear RGBA of one level (shapes.h, bilinear_level) for every lane in `live`; texels are
-// fetched lane by lane (a lane's four taps are four 16-byte loads), the blend is vectorised.
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define DIFFBMP_LANES_TRANSPOSE 1
+#endif
+#endif
+
+// The four channels of the texels at (ix + dx, iy + dy), one per lane, zero outside the level
+// or outside `live` (shapes.h, fetch_texel). Each texel is one 16-byte (float) or 32-byte
+// (double) load; the lanes' texels are then transposed into channel vectors by shuffles.
+alignas(32) static const double ZERO_TEXEL[4] = {0.0, 0.0, 0.0, 0.0};
+
+template <typename T>
+DIFFBMP_LANES_INLINE const T* texel_or_zero(const T* texels, const LevelRef<T>& lv, int x, int y, bool live) {
+  const bool inside = live && x >= 0 && x < lv.width && y >= 0 && y < lv.height;
+  return inside ? texels + 4 * (int64_t(lv.offset) + int64_t(y) * lv.width + x) : reinterpret_cast<const T*>(ZERO_TEXEL);
+}
+
+#ifdef DIFFBMP_LANES_TRANSPOSE
+DIFFBMP_LANES_INLINE void gather_texels(const float* texels, const LevelRef<float>& lv, const Mask<float>& ix,
+                                        const Mask<float>& iy, int dx, int dy, const Mask<float>& live,
+                                        Vec<float> out[4]) {
+  typedef float Texel __attribute__((vector_size(16)));
+  Texel t[8];
+  for (int l = 0; l < 8; ++l) memcpy(&t[l], texel_or_zero(texels, lv, int(ix[l]) + dx, int(iy[l]) + dy, live[l] != 0), 16);
+  // Rows of two texels, then channel pairs of four lanes, then the channels of all eight.
+  const Vec<float> r0 = __builtin_shufflevector(t[0], t[1], 0, 1, 2, 3, 4, 5, 6, 7);
+  const Vec<float> r1 = __builtin_shufflevector(t[2], t[3], 0, 1, 2, 3, 4, 5, 6, 7);
+  const Vec<float> r2 = __builtin_shufflevector(t[4], t[5], 0, 1, 2, 3, 4, 5, 6, 7);
+  const Vec<float> r3 = __builtin_shufflevector(t[6], t[7], 0, 1, 2, 3, 4, 5, 6, 7);
+  const Vec<float> a0 = __builtin_shufflevector(r0, r1, 0, 4, 8, 12, 1, 5, 9, 13);
+  const Vec<float> a1 = __builtin_shufflevector(r0, r1, 2, 6, 10, 14, 3, 7, 11, 15);
+  const Vec<float> b0 = __builtin_shufflevector(r2, r3, 0, 4, 8, 12, 1, 5, 9, 13);
+  const Vec<float> b1 = __builtin_shufflevector(r2, r3, 2, 6, 10, 14, 3, 7, 11, 15);
+  out[0] = __builtin_shufflevector(a0, b0, 0, 1, 2, 3, 8, 9, 10, 11);
+  out[1] = __builtin_shufflevector(a0, b0, 4, 5, 6, 7, 12, 13, 14, 15);
+  out[2] = __builtin_shufflevector(a1, b1, 0, 1, 2, 3, 8, 9, 10, 11);
+  out[3] = __builtin_shufflevector(a1, b1, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+DIFFBMP_LANES_INLINE void gather_texels(const double* texels, const LevelRef<double>& lv, const Mask<double>& ix,
+                                        const Mask<double>& iy, int dx, int dy, const Mask<double>& live,
+                                        Vec<double> out[4]) {
+  Vec<double> t[4];
+  for (int l = 0; l < 4; ++l) memcpy(&t[l], texel_or_zero(texels, lv, int(ix[l]) + dx, int(iy[l]) + dy, live[l] != 0), 32);
+  const Vec<double> a0 = __builtin_shufflevector(t[0], t[1], 0, 4, 1, 5);
+  const Vec<double> a1 = __builtin_shufflevector(t[0], t[1], 2, 6, 3, 7);
+  const Vec<double> b0 = __builtin_shufflevector(t[2], t[3], 0, 4, 1, 5);
+  const Vec<double> b1 = __builtin_shufflevector(t[2], t[3], 2, 6, 3, 7);
+  out[0] = __builtin_shufflevector(a0, b0, 0, 1, 4, 5);
+  out[1] = __builtin_shufflevector(a0, b0, 2, 3, 6, 7);
+  out[2] = __builtin_shufflevector(a1, b1, 0, 1, 4, 5);
+  out[3] = __builtin_shufflevector(a1, b1, 2, 3, 6, 7);
+}
+#else
+// Without shuffles: the texels' channels are written into the lanes one by one.
+template <typename T>
+DIFFBMP_LANES_INLINE void gather_texels(const T* texels, const LevelRef<T>& lv, const Mask<T>& ix, const Mask<T>& iy,
+                                        int dx, int dy, const Mask<T>& live, Vec<T> out[4]) {
+  for (int l = 0; l < lane_count<T>(); ++l) {
+    const T* p = texel_or_zero(texels, lv, int(ix[l]) + dx, int(iy[l]) + dy, live[l] != 0);
+    for (int c = 0; c < 4; ++c) out[c][l] = p[c];
+  }
+}
+#endif
+
+// Bilinear RGBA of one level (shapes.h, bilinear_level) for every lane in `live`.
 template <typename T, bool WithGrad>
-inline void bilinear_level_lanes(const T* texels, const LevelRef<T>& lv, const Vec<T>& u, const Vec<T>& v,
-                                 const Mask<T>& live, Vec<T> value[4], Vec<T> d_du[4], Vec<T> d_dv[4]) {
-  constexpr int L = lane_count<T>();
+DIFFBMP_LANES_INLINE void bilinear_level_lanes(const T* texels, const LevelRef<T>& lv, const Vec<T>& u, const Vec<T>& v,
+                                               const Mask<T>& live, Vec<T> value[4], Vec<T> d_du[4], Vec<T> d_dv[4]) {
   if (lv.weight == T(0)) return;
   const Vec<T> tx = (u + T(1)) * lv.half_content_x + T(MIP_PAD) - T(0.5);
   const Vec<T> ty = (v + T(1)) * lv.half_content_y + T(MIP_PAD) - T(0.5);
@@ -35,22 +98,10 @@ inline void bilinear_level_lanes(const T* texels, const LevelRef<T>& lv, const V
   const Vec<T> ax = tx - fx0, ay = ty - fy0;
   const Mask<T> ix = __builtin_convertvector(fx0, Mask<T>), iy = __builtin_convertvector(fy0, Mask<T>);
   Vec<T> t00[4], t10[4], t01[4], t11[4];
-  for (int c = 0; c < 4; ++c) t00[c] = t10[c] = t01[c] = t11[c] = Vec<T>{};
-  for (int l = 0; l < L; ++l) {
-    if (!live[l]) continue;
-    const int x0 = int(ix[l]), y0 = int(iy[l]);
-    T a[4], b[4], c4[4], d[4];
-    fetch_texel(texels, lv, x0, y0, a);
-    fetch_texel(texels, lv, x0 + 1, y0, b);
-    fetch_texel(texels, lv, x0, y0 + 1, c4);
-    fetch_texel(texels, lv, x0 + 1, y0 + 1, d);
-    for (int c = 0; c < 4; ++c) {
-      t00[c][l] = a[c];
-      t10[c][l] = b[c];
-      t01[c][l] = c4[c];
-      t11[c][l] = d[c];
-    }
-  }
+  gather_texels(texels, lv, ix, iy, 0, 0, live, t00);
+  gather_texels(texels, lv, ix, iy, 1, 0, live, t10);
+  gather_texels(texels, lv, ix, iy, 0, 1, live, t01);
+  gather_texels(texels, lv, ix, iy, 1, 1, live, t11);
   const T w = lv.weight;
   for (int c = 0; c < 4; ++c) {
     const Vec<T> top = t00[c] + (t10[c] - t00[c]) * ax;
@@ -67,26 +118,26 @@ inline void bilinear_level_lanes(const T* texels, const LevelRef<T>& lv, const V
 
 // smoothstep of shapes.h: the C1 taper and its derivative.
 template <typename T>
-inline Vec<T> smoothstep_lanes(Vec<T> t, Vec<T>& d_dt) {
+DIFFBMP_LANES_INLINE Vec<T> smoothstep_lanes(Vec<T> t, Vec<T>& d_dt) {
   t = vmin<T>(vmax<T>(t, splat<T>(T(0))), splat<T>(T(1)));
   d_dt = T(6) * t * (T(1) - t);
   return t * t * (T(3) - T(2) * t);
 }
 
 template <typename T>
-inline Vec<T> sigmoid_lanes(const Vec<T>& z) {
+DIFFBMP_LANES_INLINE Vec<T> sigmoid_lanes(const Vec<T>& z) {
   return T(1) / (T(1) + vexp(-z));
 }
 
 template <typename T>
-inline Vec<T> gaussian_q_lanes(const PrimGeom<T>& g, const Vec<T>& u, const Vec<T>& v) {
+DIFFBMP_LANES_INLINE Vec<T> gaussian_q_lanes(const PrimGeom<T>& g, const Vec<T>& u, const Vec<T>& v) {
   return u * u / (g.analytic.gauss_su * g.analytic.gauss_su) + v * v / (g.analytic.gauss_sv * g.analytic.gauss_sv);
 }
 
 // shapes.h, shape_sample (WithGrad false: cov and p only) and shape_sample_grad (true). Lanes
 // outside `live` may hold anything.
 template <typename T, bool WithGrad>
-inline SampleLanes<T> sample_lanes(const PrimGeom<T>& g, const T* texels, const Vec<T>& u, const Vec<T>& v,
+DIFFBMP_LANES_INLINE SampleLanes<T> sample_lanes(const PrimGeom<T>& g, const T* texels, const Vec<T>& u, const Vec<T>& v,
                                    const Mask<T>& live, T sigma_e) {
   SampleLanes<T> s;
   const Vec<T> zero{};
@@ -162,7 +213,7 @@ inline SampleLanes<T> sample_lanes(const PrimGeom<T>& g, const T* texels, const 
 
 // Local coordinates (geometry.h, local_uv) of the pixel centres px of one row at height py.
 template <typename T>
-inline void local_uv_lanes(const PrimGeom<T>& g, const Vec<T>& px, T py, Vec<T>& u, Vec<T>& v) {
+DIFFBMP_LANES_INLINE void local_uv_lanes(const PrimGeom<T>& g, const Vec<T>& px, T py, Vec<T>& u, Vec<T>& v) {
   const Vec<T> dx = px - g.mx;
   const T dy = py - g.my;
   u = (g.cos_t * dx + g.sin_t * dy) * g.inv_sx;
@@ -170,13 +221,13 @@ inline void local_uv_lanes(const PrimGeom<T>& g, const Vec<T>& px, T py, Vec<T>&
 }
 
 template <typename T>
-inline Mask<T> inside_support_lanes(const PrimGeom<T>& g, const Vec<T>& u, const Vec<T>& v) {
+DIFFBMP_LANES_INLINE Mask<T> inside_support_lanes(const PrimGeom<T>& g, const Vec<T>& u, const Vec<T>& v) {
   return (vabs<T>(u) < g.eu) & (vabs<T>(v) < g.ev);
 }
 
 // pixel.h, pair_value: alpha and colour of the pair in every lane.
 template <typename T>
-inline void pair_value_lanes(const PrimGeom<T>& g, const PrimLook<T>& look, const SampleLanes<T>& s, Vec<T>& alpha,
+DIFFBMP_LANES_INLINE void pair_value_lanes(const PrimGeom<T>& g, const PrimLook<T>& look, const SampleLanes<T>& s, Vec<T>& alpha,
                              Vec<T> col[3], Vec<T>& inv_cov) {
   alpha = vmin<T>(look.opacity * s.cov, splat<T>(T(ALPHA_MAX)));
   const bool texture = g.kind == KIND_TEXTURE;
@@ -194,7 +245,7 @@ inline void pair_value_lanes(const PrimGeom<T>& g, const PrimLook<T>& look, cons
 // their misses overlap with the current pair's work. The footprint is the texel box of the
 // rectangle's four corners in each level the primitive blends; at most `budget` lines.
 template <typename T>
-inline void prefetch_texels(const PrimGeom<T>& g, const T* texels, int x0, int x1, int y0, int y1, int budget = 96) {
+DIFFBMP_LANES_INLINE void prefetch_texels(const PrimGeom<T>& g, const T* texels, int x0, int x1, int y0, int y1, int budget = 96) {
   if (g.kind != KIND_TEXTURE || x0 > x1 || y0 > y1) return;
   T u_lo = T(0), u_hi = T(0), v_lo = T(0), v_hi = T(0);
   for (int corner = 0; corner < 4; ++corner) {
@@ -243,7 +294,7 @@ struct TileGradState {
 // pixel.h, backward_pair, for the lanes in `live` of the pixels starting at index i of the
 // tile; adds to the per-lane gradient sums `grad` (GRAD_SLOTS vectors).
 template <typename T, int Pixels>
-inline void backward_lanes(const PrimGeom<T>& g, const PrimLook<T>& look, const T* texels, const Vec<T>& px, T py,
+DIFFBMP_LANES_INLINE void backward_lanes(const PrimGeom<T>& g, const PrimLook<T>& look, const T* texels, const Vec<T>& px, T py,
                            T sigma_e, Mask<T> live, int i, TileGradState<T, Pixels>& st, Vec<T>* grad) {
   Vec<T> u, v;
   local_uv_lanes(g, px, py, u, v);
