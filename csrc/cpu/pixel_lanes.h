@@ -220,6 +220,45 @@ DIFFBMP_LANES_INLINE void local_uv_lanes(const PrimGeom<T>& g, const Vec<T>& px,
   v = (-g.sin_t * dx + g.cos_t * dy) * g.inv_sy;
 }
 
+// Narrows [x0, x1] to the pixels of row py whose centres can lie in the support rectangle
+// (|u| < eu, |v| < ev): each bound is linear in the pixel's x, so the row meets the rectangle
+// in one interval. Widened by a pixel, so rounding never drops one the per-pixel test keeps;
+// the per-pixel test still decides. A rotated primitive's screen box holds up to twice its
+// support, and this skips the vectors of a row that lie wholly outside it.
+template <typename T>
+DIFFBMP_LANES_INLINE void support_span(const PrimGeom<T>& g, T py, int& x0, int& x1) {
+  const T dy = py - g.my;
+  T lo = -T(1e30), hi = T(1e30);  // bounds on dx = px - mx
+  const T reach_u = g.eu * g.sx, reach_v = g.ev * g.sy;
+  // |cos dx + sin dy| < reach_u and |-sin dx + cos dy| < reach_v
+  const T slopes[2] = {g.cos_t, -g.sin_t}, offsets[2] = {g.sin_t * dy, g.cos_t * dy}, reaches[2] = {reach_u, reach_v};
+  for (int k = 0; k < 2; ++k) {
+    const T a = slopes[k], b = offsets[k], r = reaches[k];
+    if (fn::abs(a) < T(1e-6)) {
+      if (!(fn::abs(b) < r + T(1))) {  // the row misses this band (with a pixel to spare)
+        x1 = x0 - 1;
+        return;
+      }
+      continue;
+    }
+    T p = (-r - b) / a, q = (r - b) / a;
+    if (p > q) {
+      const T t = p;
+      p = q;
+      q = t;
+    }
+    lo = fn::max(lo, p);
+    hi = fn::min(hi, q);
+  }
+  if (!(lo <= hi)) {  // empty, or not a number: keep the whole range then
+    if (lo > hi) x1 = x0 - 1;
+    return;
+  }
+  const T first = fn::floor(lo + g.mx - T(PIXEL_CENTER)) - T(1), last = fn::ceil(hi + g.mx - T(PIXEL_CENTER)) + T(1);
+  if (first > T(x0)) x0 = first > T(x1) ? x1 + 1 : int(first);
+  if (last < T(x1)) x1 = last < T(x0) ? x0 - 1 : int(last);
+}
+
 template <typename T>
 DIFFBMP_LANES_INLINE Mask<T> inside_support_lanes(const PrimGeom<T>& g, const Vec<T>& u, const Vec<T>& v) {
   return (vabs<T>(u) < g.eu) & (vabs<T>(v) < g.ev);

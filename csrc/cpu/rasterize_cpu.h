@@ -213,9 +213,11 @@ void forward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& g
     const PrimLook<T> look = s.look(prim);
     for (int y = r.y0; y <= r.y1; ++y) {
       const T py = T(y) + T(PIXEL_CENTER);
-      for (int x = r.x0; x <= r.x1; x += L) {
+      int x0 = r.x0, x1 = r.x1;
+      support_span(g, py, x0, x1);
+      for (int x = x0; x <= x1; x += L) {
         const int i = (y - py0) * TILE_SIZE + (x - px0);
-        Mask<T> live = (lane < T(r.x1 - x + 1)) & (load(done + i) == T(0));
+        Mask<T> live = (lane < T(x1 - x + 1)) & (load(done + i) == T(0));
         if (!any<T>(live)) continue;
         const Vec<T> px = lane + (T(x) + T(PIXEL_CENTER));
         Vec<T> u, v;
@@ -381,9 +383,11 @@ void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
     for (int q = 0; q < GRAD_SLOTS; ++q) grad[q] = Vec<T>{};
     for (int y = r.y0; y <= r.y1; ++y) {
       const T py = T(y) + T(PIXEL_CENTER);
-      for (int x = r.x0; x <= r.x1; x += L) {
+      int x0 = r.x0, x1 = r.x1;
+      support_span(g, py, x0, x1);
+      for (int x = x0; x <= x1; x += L) {
         const int i = (y - py0) * TILE_SIZE + (x - px0);
-        const Mask<T> live = (lane < T(r.x1 - x + 1)) & (T(k) < load(st.consumed + i));
+        const Mask<T> live = (lane < T(x1 - x + 1)) & (T(k) < load(st.consumed + i));
         if (!any<T>(live)) continue;
         backward_lanes(g, look, s.texels, lane + (T(x) + T(PIXEL_CENTER)), py, s.sigma_e, live, i, st, grad);
       }
