@@ -144,13 +144,12 @@ DIFFBMP_LANES_INLINE Vec<float> vexp(const Vec<float>& x_in) {
   const Vec<float> n = vfloor<float>(x * 1.44269504088896341f + 0.5f);
   Vec<float> r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
-  Vec<float> p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
+  // Estrin's scheme: three independent pairs, then r^2 and r^4, a short dependency chain.
+  const Vec<float> r2 = r * r, r4 = r2 * r2;
+  const Vec<float> q01 = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  const Vec<float> q23 = r * 8.3334519073e-3f + 4.1665795894e-2f;
+  const Vec<float> q45 = r * 1.6666665459e-1f + 5.0000001201e-1f;
+  const Vec<float> p = (q01 * r4 + (q23 * r2 + q45)) * r2 + r + 1.0f;
   const M bits = (__builtin_convertvector(n, M) + 127) << 23;
   const Vec<float> result = p * (Vec<float>)bits;
   return select<float>(x_in < -87.3f, Vec<float>{}, select<float>(x_in > 88.7f, splat(__builtin_inff()), result));

@@ -365,6 +365,11 @@ void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
       longest = std::max(longest, count[o]);
     }
   }
+  // The lanes compare list positions as T: beyond 2^24 entries float no longer holds them
+  // exactly, so such a tile (sixteen million primitives deep) takes the scalar path.
+  if (longest >= (int64_t(1) << 24) && sizeof(T) == 4)
+    return backward_tile_scalar(s, geoms, tile_start, sorted_prim, pair_slot, grad_colour, grad_alpha, colour, t_final,
+                                count, tile, pair_grads);
   const int64_t end = tile_start[tile + 1];
   const Vec<T> lane = iota<T>();
   for (int32_t k = 0; k < longest; ++k) {
