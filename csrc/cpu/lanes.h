@@ -136,8 +136,9 @@ DIFFBMP_LANES_INLINE Vec<double> vexp(const Vec<double>& x) {
 
 // exp in float, vectorised: x = n ln 2 + r with |r| <= ln 2 / 2 (ln 2 split in two parts so
 // n ln 2 is exact), a degree-7 polynomial for e^r (Cephes' expf coefficients), times 2^n made
-// from the exponent bits. Within 2 ulp of expf over the range the model uses (tested against
-// it); below -87.3 it returns 0 (expf gives denormals there), above 88.7 +inf.
+// from the exponent bits. Within 1 ulp of the exact exponential over [-87, 88] (the same
+// operations replayed in float32 on 3 million points); below -87.3 it returns 0 (expf gives
+// denormals there), above 88.7 +inf.
 DIFFBMP_LANES_INLINE Vec<float> vexp(const Vec<float>& x_in) {
   typedef Mask<float> M;
   const Vec<float> x = vmin<float>(vmax<float>(x_in, splat(-87.3f)), splat(88.7f));
