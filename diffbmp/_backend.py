@@ -65,7 +65,7 @@ def native_module(kind: str) -> ModuleType:
                     "or pass backend='torch' to use the slow reference renderer."
                 )
                 raise BackendUnavailableError(_failures[kind]) from error
-        if kind == "cpu":
+        if kind == "cpu" and _pixel_path_from_environment():
             module.set_pixel_path(_pixel_path_from_environment())
         _modules[kind] = module
         return module
@@ -76,10 +76,11 @@ CPU_PIXEL_PATHS = ("lanes", "scalar")
 
 
 def _pixel_path_from_environment() -> str:
-    """``DIFFBMP_CPU_PIXELS``: "lanes" (the default: vectors of neighbouring pixels of a row) or
-    "scalar" (one pixel at a time: the reference the vector path is tested against)."""
-    path = os.environ.get("DIFFBMP_CPU_PIXELS", "").strip().lower() or "lanes"
-    if path not in CPU_PIXEL_PATHS:
+    """``DIFFBMP_CPU_PIXELS``: "lanes" (vectors of neighbouring pixels of a row, the default of
+    a build for a processor with AVX2) or "scalar" (one pixel at a time: the reference the
+    vector path is tested against, and the default of other builds); "" when unset."""
+    path = os.environ.get("DIFFBMP_CPU_PIXELS", "").strip().lower()
+    if path and path not in CPU_PIXEL_PATHS:
         raise InputError(f"DIFFBMP_CPU_PIXELS={path!r} is not a pixel path; use one of {', '.join(CPU_PIXEL_PATHS)} (or leave it unset)")
     return path
 

@@ -106,10 +106,11 @@ def test_thousands_of_overlaps_agree(bank):
 
 def test_pixel_path_setting_is_restored_and_checked():
     module = native_module("cpu")
-    assert module.pixel_path() == "lanes"
-    with cpu_pixel_path("scalar"):
-        assert module.pixel_path() == "scalar"
-    assert module.pixel_path() == "lanes"
+    default = module.pixel_path()
+    for path in ("scalar", "lanes"):
+        with cpu_pixel_path(path):
+            assert module.pixel_path() == path
+        assert module.pixel_path() == default
     with pytest.raises(InputError, match="lanes, scalar"):
         with cpu_pixel_path("simd"):
             pass
@@ -117,11 +118,24 @@ def test_pixel_path_setting_is_restored_and_checked():
         module.set_pixel_path("fast")
 
 
+def test_builds_for_avx2_take_the_lanes_by_default():
+    from diffbmp import _build_spec
+
+    if "-mavx2" not in _build_spec.cxx_flags(this_machine=True):
+        pytest.skip("this processor has no AVX2: its builds keep the scalar loops by default")
+    code = "from diffbmp._backend import native_module; print(native_module('cpu').pixel_path())"
+    env = {k: v for k, v in os.environ.items() if k != "DIFFBMP_CPU_PIXELS"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "lanes", done.stderr[-2000:]
+
+
 def test_environment_chooses_the_path_and_a_bad_value_is_named():
     code = "from diffbmp._backend import native_module; print(native_module('cpu').pixel_path())"
-    env = dict(os.environ, DIFFBMP_CPU_PIXELS="scalar")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "scalar", done.stderr[-2000:]
+    for path in ("scalar", "lanes"):
+        env = dict(os.environ, DIFFBMP_CPU_PIXELS=path)
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and done.stdout.strip() == path, done.stderr[-2000:]
+    env = dict(os.environ)
     env["DIFFBMP_CPU_PIXELS"] = "vector"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "DIFFBMP_CPU_PIXELS='vector' is not a pixel path" in done.stderr

@@ -12,8 +12,16 @@
 namespace diffbmp {
 namespace {
 
-// The tile loops' pixel path for every later call (set_cpu_pixel_path).
-std::atomic<cpu::PixelPath> pixel_path_setting{cpu::PixelPath::lanes};
+// The tile loops' pixel path for every later call (set_cpu_pixel_path). Lanes by default where
+// the build targets AVX2; built for any x86-64 (SSE2 pairs) they are slower than the scalar
+// loops on small primitives, and elsewhere they are not measured, so the scalar loops stay
+// the default there.
+#if defined(DIFFBMP_CPU_LANES) && defined(__AVX2__)
+constexpr cpu::PixelPath DEFAULT_PIXEL_PATH = cpu::PixelPath::lanes;
+#else
+constexpr cpu::PixelPath DEFAULT_PIXEL_PATH = cpu::PixelPath::scalar;
+#endif
+std::atomic<cpu::PixelPath> pixel_path_setting{DEFAULT_PIXEL_PATH};
 
 void check_values(const CompositeInputs& in, const char* op) {
   TORCH_CHECK_VALUE(!in.value_flags.defined() || !in.value_flags.any().item<bool>(), op, INVALID_VALUES);
