@@ -44,15 +44,33 @@ struct SceneView : SceneInputs<T> {
   }
 };
 
+// The k-th tile handed out: tiles go in blocks of BLOCK x BLOCK (row-major blocks, row-major
+// inside each), so a primitive's tiles, above and below as well as beside, are visited close
+// together in time and its texels are still in the cache for the next one.
+constexpr int TILE_BLOCK = 4;
+inline int64_t blocked_tile(int64_t k, int tiles_x, int tiles_y) {
+  const int64_t block_area = int64_t(TILE_BLOCK) * TILE_BLOCK;
+  const int blocks_x = (tiles_x + TILE_BLOCK - 1) / TILE_BLOCK;
+  const int64_t full_rows = int64_t(tiles_y / TILE_BLOCK) * TILE_BLOCK * tiles_x;  // tiles in whole block rows
+  if (k >= full_rows) return k;  // the last, partial block row: row-major
+  const int64_t band = k / (int64_t(TILE_BLOCK) * tiles_x), in_band = k % (int64_t(TILE_BLOCK) * tiles_x);
+  const int64_t block = in_band / block_area, offset = in_band % block_area;
+  // Every block of a band is full width but the last, which holds the leftover columns.
+  const int width = block + 1 < blocks_x || tiles_x % TILE_BLOCK == 0 ? TILE_BLOCK : tiles_x % TILE_BLOCK;
+  const int64_t x = block * TILE_BLOCK + offset % width, y = band * TILE_BLOCK + offset / width;
+  return y * tiles_x + x;
+}
+
 // Tiles are handed out one at a time from a shared counter, so a few heavy tiles never
 // leave the other threads idle; each tile is owned by one thread, so results do not depend
-// on the schedule.
+// on the schedule (nor on the order above).
 template <typename F>
-inline void for_each_tile(int64_t num_tiles, const F& body) {
+inline void for_each_tile(int64_t num_tiles, int tiles_x, const F& body) {
   std::atomic<int64_t> next(0);
+  const int tiles_y = int(num_tiles / tiles_x);
   int64_t workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), num_tiles));
   at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
-    for (int64_t tile = next.fetch_add(1); tile < num_tiles; tile = next.fetch_add(1)) body(tile);
+    for (int64_t k = next.fetch_add(1); k < num_tiles; k = next.fetch_add(1)) body(blocked_tile(k, tiles_x, tiles_y));
   });
 }
 
@@ -267,7 +285,7 @@ template <typename T>
 void forward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
                    const int32_t* sorted_prim, T* colour_out, T* alpha_out, T* t_final_out, int32_t* count_out,
                    PixelPath path = PixelPath::lanes) {
-  for_each_tile(s.num_tiles(), [&](int64_t tile) {
+  for_each_tile(s.num_tiles(), s.tiles_x(), [&](int64_t tile) {
 #ifdef DIFFBMP_CPU_LANES
     if (path == PixelPath::lanes)
       return forward_tile_lanes(s, geoms, tile_start, sorted_prim, tile, colour_out, alpha_out, t_final_out, count_out);
@@ -409,7 +427,7 @@ void backward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms
                     const int32_t* sorted_prim, const int64_t* pair_slot, const T* grad_colour, const T* grad_alpha,
                     const T* colour, const T* t_final, const int32_t* count, T* pair_grads,
                     PixelPath path = PixelPath::lanes) {
-  for_each_tile(s.num_tiles(), [&](int64_t tile) {
+  for_each_tile(s.num_tiles(), s.tiles_x(), [&](int64_t tile) {
 #ifdef DIFFBMP_CPU_LANES
     if (path == PixelPath::lanes)
       return backward_tile_lanes(s, geoms, tile_start, sorted_prim, pair_slot, grad_colour, grad_alpha, colour, t_final,
