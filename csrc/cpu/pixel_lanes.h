@@ -264,19 +264,19 @@ DIFFBMP_LANES_INLINE Mask<T> inside_support_lanes(const PrimGeom<T>& g, const Ve
   return (vabs<T>(u) < g.eu) & (vabs<T>(v) < g.ev);
 }
 
-// pixel.h, pair_value: alpha and colour of the pair in every lane.
+// pixel.h, pair_value: alpha and colour of the pair in every lane (inv_cov: 1 / cov where a
+// texture's cov > 0, else 0; analytic shapes need none).
 template <typename T>
 DIFFBMP_LANES_INLINE void pair_value_lanes(const PrimGeom<T>& g, const PrimLook<T>& look, const SampleLanes<T>& s, Vec<T>& alpha,
                              Vec<T> col[3], Vec<T>& inv_cov) {
   alpha = vmin<T>(look.opacity * s.cov, splat<T>(T(ALPHA_MAX)));
-  const bool texture = g.kind == KIND_TEXTURE;
-  inv_cov = select<T>(s.cov > T(0), T(1) / s.cov, Vec<T>{});
-  for (int c = 0; c < 3; ++c) {
-    if (texture)
-      col[c] = (T(1) - look.beta) * look.color[c] + look.beta * (s.p[c] * inv_cov);
-    else
-      col[c] = splat<T>((T(1) - look.beta) * look.color[c] + look.beta * T(1));
+  if (g.kind != KIND_TEXTURE) {  // own colour 1: one colour for every lane, and no 1 / cov
+    inv_cov = Vec<T>{};
+    for (int c = 0; c < 3; ++c) col[c] = splat<T>((T(1) - look.beta) * look.color[c] + look.beta * T(1));
+    return;
   }
+  inv_cov = select<T>(s.cov > T(0), T(1) / s.cov, Vec<T>{});
+  for (int c = 0; c < 3; ++c) col[c] = (T(1) - look.beta) * look.color[c] + look.beta * (s.p[c] * inv_cov);
 }
 
 // Texture sampling is bound by memory latency (a bank's pyramids outgrow the caches): before a
