@@ -65,8 +65,9 @@ def native_module(kind: str) -> ModuleType:
                     "or pass backend='torch' to use the slow reference renderer."
                 )
                 raise BackendUnavailableError(_failures[kind]) from error
-        if kind == "cpu" and _pixel_path_from_environment():
-            module.set_pixel_path(_pixel_path_from_environment())
+        chosen = _pixel_path_from_environment() if kind == "cpu" else ""
+        if chosen:
+            module.set_pixel_path(chosen)
         _modules[kind] = module
         return module
 

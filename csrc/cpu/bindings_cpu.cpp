@@ -20,6 +20,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   diffbmp::define_backend_module(
       m, {"cpu", diffbmp::composite_forward_cpu, diffbmp::composite_backward_cpu, diffbmp::bin_pairs_cpu});
   m.def("set_pixel_path", &diffbmp::set_cpu_pixel_path,
-        "Evaluate pixels in vectors of lanes ('lanes', the default) or one at a time ('scalar') from now on");
+        "Evaluate pixels in vectors of lanes ('lanes') or one at a time ('scalar') from now on");
   m.def("pixel_path", &diffbmp::cpu_pixel_path, "The pixel path the tile loops take: 'lanes' or 'scalar'");
 }

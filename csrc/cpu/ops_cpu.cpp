@@ -123,8 +123,8 @@ std::vector<at::Tensor> bin_pairs_cpu(const CompositeInputs& in, const at::Tenso
   return {tile_start, sorted_prim, prim_start, at::scalar_tensor(mismatches, prim_start.options())};
 }
 
-// "lanes" (vectors of neighbouring pixels, the default) or "scalar" (one pixel at a time,
-// the reference the vector path is tested against).
+// "lanes" (vectors of neighbouring pixels) or "scalar" (one pixel at a time, the reference the
+// vector path is tested against) for every later call; DEFAULT_PIXEL_PATH until set.
 void set_cpu_pixel_path(const std::string& name) {
   TORCH_CHECK_VALUE(name == "lanes" || name == "scalar", "pixel path must be 'lanes' or 'scalar', got '", name, "'");
   pixel_path_setting = name == "lanes" ? cpu::PixelPath::lanes : cpu::PixelPath::scalar;

@@ -25,8 +25,9 @@ namespace cpu {
 
 constexpr int TILE_PIXELS = TILE_SIZE * TILE_SIZE;
 
-// How the tile loops evaluate pixels: a vector of neighbouring pixels of a row at once (the
-// default), or one pixel at a time (the readable reference the vector path is tested against).
+// How the tile loops evaluate pixels: a vector of neighbouring pixels of a row at once, or one
+// pixel at a time (the readable reference the vector path is tested against); ops_cpu.cpp
+// chooses the default.
 enum class PixelPath { lanes, scalar };
 
 // The inputs of one composite call, with the tile grid and per-primitive look.
@@ -284,7 +285,7 @@ void forward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& g
 template <typename T>
 void forward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
                    const int32_t* sorted_prim, T* colour_out, T* alpha_out, T* t_final_out, int32_t* count_out,
-                   PixelPath path = PixelPath::lanes) {
+                   PixelPath path) {
   for_each_tile(s.num_tiles(), s.tiles_x(), [&](int64_t tile) {
 #ifdef DIFFBMP_CPU_LANES
     if (path == PixelPath::lanes)
@@ -426,7 +427,7 @@ template <typename T>
 void backward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
                     const int32_t* sorted_prim, const int64_t* pair_slot, const T* grad_colour, const T* grad_alpha,
                     const T* colour, const T* t_final, const int32_t* count, T* pair_grads,
-                    PixelPath path = PixelPath::lanes) {
+                    PixelPath path) {
   for_each_tile(s.num_tiles(), s.tiles_x(), [&](int64_t tile) {
 #ifdef DIFFBMP_CPU_LANES
     if (path == PixelPath::lanes)
