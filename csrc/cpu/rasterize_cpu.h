@@ -45,6 +45,26 @@ struct SceneView : SceneInputs<T> {
   }
 };
 
+// The pixels of one tile, clipped to the canvas: columns px0..px1, rows py0..py1 (inclusive).
+struct TileBox {
+  int px0, py0, px1, py1;
+};
+
+template <typename T>
+inline TileBox tile_box(const SceneView<T>& s, int64_t tile) {
+  const int tiles_x = s.tiles_x();
+  const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
+  return TileBox{px0, py0, std::min(px0 + TILE_SIZE, s.width) - 1, std::min(py0 + TILE_SIZE, s.height) - 1};
+}
+
+// body(i, o) for every pixel of the tile: i its index in the tile's arrays (row stride
+// TILE_SIZE), o its index in the canvas's (row stride width).
+template <typename F>
+inline void for_each_pixel(const TileBox& b, int width, const F& body) {
+  for (int y = b.py0; y <= b.py1; ++y)
+    for (int x = b.px0; x <= b.px1; ++x) body((y - b.py0) * TILE_SIZE + (x - b.px0), int64_t(y) * width + x);
+}
+
 // The k-th tile handed out: tiles go in blocks of BLOCK x BLOCK (row-major blocks, row-major
 // inside each), so a primitive's tiles, above and below as well as beside, are visited close
 // together in time and its texels are still in the cache for the next one.
@@ -142,8 +162,8 @@ struct Rect {
 };
 
 template <typename T>
-inline Rect clip_to_tile(const PrimGeom<T>& g, int px0, int py0, int px1, int py1) {
-  return Rect{std::max(px0, g.x0), std::min(px1, g.x1), std::max(py0, g.y0), std::min(py1, g.y1)};
+inline Rect clip_to_tile(const PrimGeom<T>& g, const TileBox& b) {
+  return Rect{std::max(b.px0, g.x0), std::min(b.px1, g.x1), std::max(b.py0, g.y0), std::min(b.py1, g.y1)};
 }
 
 // Step 3: front to back over each tile's list with early termination. Writes C [H, W, 3],
@@ -153,9 +173,8 @@ template <typename T>
 void forward_tile_scalar(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
                          const int32_t* sorted_prim, int64_t tile, T* colour_out, T* alpha_out, T* t_final_out,
                          int32_t* count_out) {
-  const int tiles_x = s.tiles_x();
-  const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
-  const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+  const TileBox box = tile_box(s, tile);
+  const int px0 = box.px0, py0 = box.py0;
   T trans[TILE_PIXELS], colour[TILE_PIXELS][3];
   int32_t consumed[TILE_PIXELS];
   std::fill(trans, trans + TILE_PIXELS, T(1));
@@ -163,11 +182,11 @@ void forward_tile_scalar(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
   std::fill(consumed, consumed + TILE_PIXELS, -1);
   const int64_t begin = tile_start[tile], end = tile_start[tile + 1];
   const int32_t length = int32_t(end - begin);
-  int active = (px1 - px0 + 1) * (py1 - py0 + 1);
+  int active = (box.px1 - box.px0 + 1) * (box.py1 - box.py0 + 1);
   for (int32_t k = 0; k < length && active > 0; ++k) {
     const int32_t prim = sorted_prim[end - 1 - k];
     const PrimGeom<T>& g = geoms[prim];
-    const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+    const Rect r = clip_to_tile(g, box);
     if (r.empty()) continue;
     const PrimLook<T> look = s.look(prim);
     for (int y = r.y0; y <= r.y1; ++y) {
@@ -187,16 +206,12 @@ void forward_tile_scalar(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
       }
     }
   }
-  for (int y = py0; y <= py1; ++y) {
-    for (int x = px0; x <= px1; ++x) {
-      const int i = (y - py0) * TILE_SIZE + (x - px0);
-      const int64_t o = int64_t(y) * s.width + x;
-      for (int c = 0; c < 3; ++c) colour_out[3 * o + c] = colour[i][c];
-      alpha_out[o] = T(1) - trans[i];
-      t_final_out[o] = trans[i];
-      count_out[o] = consumed[i] >= 0 ? consumed[i] : length;
-    }
-  }
+  for_each_pixel(box, s.width, [&](int i, int64_t o) {
+    for (int c = 0; c < 3; ++c) colour_out[3 * o + c] = colour[i][c];
+    alpha_out[o] = T(1) - trans[i];
+    t_final_out[o] = trans[i];
+    count_out[o] = consumed[i] >= 0 ? consumed[i] : length;
+  });
 }
 
 #ifdef DIFFBMP_CPU_LANES
@@ -206,9 +221,8 @@ void forward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& g
                         const int32_t* sorted_prim, int64_t tile, T* colour_out, T* alpha_out, T* t_final_out,
                         int32_t* count_out) {
   constexpr int L = lane_count<T>(), N = TILE_PIXELS + L;
-  const int tiles_x = s.tiles_x();
-  const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
-  const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+  const TileBox box = tile_box(s, tile);
+  const int px0 = box.px0, py0 = box.py0;
   T trans[N], colour[3][N], done[N];  // done: 1 once the pixel stopped (exact), else 0
   int32_t consumed[N];
   std::fill(trans, trans + N, T(1));
@@ -217,17 +231,17 @@ void forward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& g
   std::fill(consumed, consumed + N, -1);
   const int64_t begin = tile_start[tile], end = tile_start[tile + 1];
   const int32_t length = int32_t(end - begin);
-  int active = (px1 - px0 + 1) * (py1 - py0 + 1);
+  int active = (box.px1 - box.px0 + 1) * (box.py1 - box.py0 + 1);
   const Vec<T> lane = iota<T>();
   for (int32_t k = 0; k < length && active > 0; ++k) {
     const int32_t prim = sorted_prim[end - 1 - k];
     const PrimGeom<T>& g = geoms[prim];
     if (k + 1 < length) {
       const PrimGeom<T>& next = geoms[sorted_prim[end - 2 - k]];
-      const Rect rn = clip_to_tile(next, px0, py0, px1, py1);
+      const Rect rn = clip_to_tile(next, box);
       prefetch_texels(next, s.texels, rn.x0, rn.x1, rn.y0, rn.y1);
     }
-    const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+    const Rect r = clip_to_tile(g, box);
     if (r.empty()) continue;
     const PrimLook<T> look = s.look(prim);
     for (int y = r.y0; y <= r.y1; ++y) {
@@ -268,16 +282,12 @@ void forward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& g
       }
     }
   }
-  for (int y = py0; y <= py1; ++y) {
-    for (int x = px0; x <= px1; ++x) {
-      const int i = (y - py0) * TILE_SIZE + (x - px0);
-      const int64_t o = int64_t(y) * s.width + x;
-      for (int c = 0; c < 3; ++c) colour_out[3 * o + c] = colour[c][i];
-      alpha_out[o] = T(1) - trans[i];
-      t_final_out[o] = trans[i];
-      count_out[o] = consumed[i] >= 0 ? consumed[i] : length;
-    }
-  }
+  for_each_pixel(box, s.width, [&](int i, int64_t o) {
+    for (int c = 0; c < 3; ++c) colour_out[3 * o + c] = colour[c][i];
+    alpha_out[o] = T(1) - trans[i];
+    t_final_out[o] = trans[i];
+    count_out[o] = consumed[i] >= 0 ? consumed[i] : length;
+  });
 }
 
 #endif  // DIFFBMP_CPU_LANES
@@ -303,35 +313,30 @@ void backward_tile_scalar(const SceneView<T>& s, const std::vector<PrimGeom<T>>&
                           const int32_t* sorted_prim, const int64_t* pair_slot, const T* grad_colour,
                           const T* grad_alpha, const T* colour, const T* t_final, const int32_t* count,
                           int64_t tile, T* pair_grads) {
-  const int tiles_x = s.tiles_x();
-  const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
-  const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+  const TileBox box = tile_box(s, tile);
+  const int px0 = box.px0, py0 = box.py0;
   PixelGrad<T> pix[TILE_PIXELS];
   T trans[TILE_PIXELS], accumulated[TILE_PIXELS][3];
   int32_t consumed[TILE_PIXELS];
   int32_t longest = 0;
-  for (int y = py0; y <= py1; ++y) {
-    for (int x = px0; x <= px1; ++x) {
-      const int i = (y - py0) * TILE_SIZE + (x - px0);
-      const int64_t o = int64_t(y) * s.width + x;
-      for (int c = 0; c < 3; ++c) {
-        pix[i].g[c] = grad_colour[3 * o + c];
-        pix[i].colour[c] = colour[3 * o + c];
-        accumulated[i][c] = T(0);
-      }
-      pix[i].g_alpha = grad_alpha[o];
-      pix[i].t_final = t_final[o];
-      trans[i] = T(1);
-      consumed[i] = count[o];
-      longest = std::max(longest, consumed[i]);
+  for_each_pixel(box, s.width, [&](int i, int64_t o) {
+    for (int c = 0; c < 3; ++c) {
+      pix[i].g[c] = grad_colour[3 * o + c];
+      pix[i].colour[c] = colour[3 * o + c];
+      accumulated[i][c] = T(0);
     }
-  }
+    pix[i].g_alpha = grad_alpha[o];
+    pix[i].t_final = t_final[o];
+    trans[i] = T(1);
+    consumed[i] = count[o];
+    longest = std::max(longest, consumed[i]);
+  });
   const int64_t end = tile_start[tile + 1];
   for (int32_t k = 0; k < longest; ++k) {
     const int64_t pair = end - 1 - k;
     const int32_t prim = sorted_prim[pair];
     const PrimGeom<T>& g = geoms[prim];
-    const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+    const Rect r = clip_to_tile(g, box);
     if (r.empty()) continue;
     const PrimLook<T> look = s.look(prim);
     T grad[GRAD_SLOTS] = {};
@@ -358,9 +363,8 @@ void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
                          const T* grad_alpha, const T* colour, const T* t_final, const int32_t* count, int64_t tile,
                          T* pair_grads) {
   constexpr int L = lane_count<T>();
-  const int tiles_x = s.tiles_x();
-  const int px0 = int(tile % tiles_x) * TILE_SIZE, py0 = int(tile / tiles_x) * TILE_SIZE;
-  const int px1 = std::min(px0 + TILE_SIZE, s.width) - 1, py1 = std::min(py0 + TILE_SIZE, s.height) - 1;
+  const TileBox box = tile_box(s, tile);
+  const int px0 = box.px0, py0 = box.py0;
   TileGradState<T, TILE_PIXELS> st;
   std::fill(&st.g[0][0], &st.g[0][0] + 3 * st.N, T(0));
   std::fill(&st.colour[0][0], &st.colour[0][0] + 3 * st.N, T(0));
@@ -370,20 +374,16 @@ void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
   std::fill(st.trans, st.trans + st.N, T(1));
   std::fill(st.consumed, st.consumed + st.N, T(0));
   int32_t longest = 0;
-  for (int y = py0; y <= py1; ++y) {
-    for (int x = px0; x <= px1; ++x) {
-      const int i = (y - py0) * TILE_SIZE + (x - px0);
-      const int64_t o = int64_t(y) * s.width + x;
-      for (int c = 0; c < 3; ++c) {
-        st.g[c][i] = grad_colour[3 * o + c];
-        st.colour[c][i] = colour[3 * o + c];
-      }
-      st.g_alpha[i] = grad_alpha[o];
-      st.t_final[i] = t_final[o];
-      st.consumed[i] = T(count[o]);
-      longest = std::max(longest, count[o]);
+  for_each_pixel(box, s.width, [&](int i, int64_t o) {
+    for (int c = 0; c < 3; ++c) {
+      st.g[c][i] = grad_colour[3 * o + c];
+      st.colour[c][i] = colour[3 * o + c];
     }
-  }
+    st.g_alpha[i] = grad_alpha[o];
+    st.t_final[i] = t_final[o];
+    st.consumed[i] = T(count[o]);
+    longest = std::max(longest, count[o]);
+  });
   // The lanes compare list positions as T: beyond 2^24 entries float no longer holds them
   // exactly, so such a tile (sixteen million primitives deep) takes the scalar path.
   if (longest >= (int64_t(1) << 24) && sizeof(T) == 4)
@@ -397,10 +397,10 @@ void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
     const PrimGeom<T>& g = geoms[prim];
     if (k + 1 < longest) {
       const PrimGeom<T>& next = geoms[sorted_prim[pair - 1]];
-      const Rect rn = clip_to_tile(next, px0, py0, px1, py1);
+      const Rect rn = clip_to_tile(next, box);
       prefetch_texels(next, s.texels, rn.x0, rn.x1, rn.y0, rn.y1);
     }
-    const Rect r = clip_to_tile(g, px0, py0, px1, py1);
+    const Rect r = clip_to_tile(g, box);
     if (r.empty()) continue;
     const PrimLook<T> look = s.look(prim);
     Vec<T> grad[GRAD_SLOTS];
