@@ -152,30 +152,22 @@ def measure(backend: str, n: int, size: int, shapes: str, radius, device: str, r
 FAILURES: list[str] = []
 
 
-def run_worker(args) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(args)]
+def run_worker(args, script: str | None = None) -> dict:
+    """One measurement in a worker process of this script, or of ``script`` (another checkout's
+    bench_composite.py, which imports that checkout's diffbmp)."""
+    command = [sys.executable, script or os.path.abspath(__file__), "--worker", json.dumps(args)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         error = (done.stderr.strip().splitlines() or ["failed"])[-1]
         if args["backend"] != "dense":  # the baseline may run out of memory; ours may not
-            FAILURES.append(f"{args['backend']} {args['n']} {args['shapes']} at {args['size']}px: {error}")
+            where = f"{script}: " if script else ""
+            FAILURES.append(f"{where}{args['backend']} {args['n']} {args['shapes']} at {args['size']}px: {error}")
         return {"error": error}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 #: The points --compare times: where the cpu backend's per-pixel work dominates.
 COMPARE_POINTS = [POINTS[1], POINTS[2]]
-
-
-def run_script_worker(script: str, args) -> dict:
-    """A worker of another checkout's bench_composite.py (which imports that checkout's diffbmp)."""
-    command = [sys.executable, script, "--worker", json.dumps(args)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        error = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        FAILURES.append(f"{script} {args['n']} {args['shapes']} at {args['size']}px: {error}")
-        return {"error": error}
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def compare(revision: str, device: str, repeats: int, rounds: int) -> None:
@@ -200,7 +192,7 @@ def compare(revision: str, device: str, repeats: int, rounds: int) -> None:
             ours, other = [], []
             for _ in range(rounds):
                 ours.append(run_worker(spec))
-                other.append(run_script_worker(theirs, spec))
+                other.append(run_worker(spec, script=theirs))
             if any("error" in r for r in ours + other):
                 print(f"| {n} {kind} | {size}x{size} | error | | | | |")
                 continue

@@ -215,8 +215,16 @@ def gradcheck_params(seed: int) -> PrimitiveParams:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("backend", ["torch", "cpu"])
+@pytest.mark.parametrize("backend", ["torch", "cpu", "cpu:scalar", "cpu:lanes"])
 def test_gradcheck_every_parameter(seed, backend):
+    # "cpu" takes the build's default pixel path; the two others name each path, so both are
+    # checked on any machine.
+    if ":" in backend:
+        from diffbmp._backend import cpu_pixel_path
+
+        backend, path = backend.split(":")
+        with cpu_pixel_path(path):
+            return test_gradcheck_every_parameter(seed, backend)
     bank = gradcheck_bank()
     base = gradcheck_params(seed)
     background = torch.tensor([0.3, 0.6, 0.2], dtype=F64, requires_grad=True)

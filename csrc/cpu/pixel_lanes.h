@@ -156,8 +156,6 @@ DIFFBMP_LANES_INLINE SampleLanes<T> sample_lanes(const PrimGeom<T>& g, const T* 
     }
     return s;
   }
-  T unused;
-  (void)unused;
   if (g.kind == KIND_CIRCLE) {
     const Vec<T> r2 = u * u + v * v;
     const Mask<T> inside = r2 < g.eu * g.eu;  // beyond eu the taper is zero (and so is its slope)
