@@ -242,7 +242,44 @@ class ShapeConstraint(_Section):
 class MinibatchConfig(_Section):
     """Random crops of the canvas per step, for very large targets."""
 
-    crop: int = Field(0, ge=0, le=16384, description="side in pixels of the random square crop rendered each step (0: whole canvas)")
+    crop: Union[Literal["auto"], int] = Field(
+        "auto", description="side in pixels of the random square crop rendered each step (0: whole canvas; auto: "
+        "2048-pixel crops where the canvas, or the current level, is larger than 2048 pixels a side, else the whole canvas)")
+
+    @field_validator("crop")
+    @classmethod
+    def _crop_range(cls, value: Any) -> Any:
+        if value != "auto" and not 0 <= value <= 16384:
+            raise ValueError("crop is auto, 0 (the whole canvas) or a side of 1 to 16384 pixels")
+        return value
+
+
+class LevelsConfig(_Section):
+    """Coarse to fine in resolution: the fit starts on the target shrunk, then refines at larger sizes."""
+
+    scales: Union[Literal["auto"], list[float]] = Field(
+        "auto", description="canvas scale of each level, ascending and ending at 1, e.g. [0.25, 0.5, 1]; primitives "
+        "carry over and are split where the error is when a level starts ([1]: one level; auto: [0.25, 0.5, 1] on "
+        "canvases larger than 2048 pixels a side, for fixed-count plain fits, else [1])")
+    steps: Optional[list[float]] = Field(None, description="share of the steps of each level (null: equal shares)")
+    counts: Optional[list[float]] = Field(None, description="share of the n primitives present at each level, "
+                                          "non-decreasing and ending at 1 (null: the levels' scales)")
+
+    @field_validator("scales")
+    @classmethod
+    def _ascending_to_one(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        if not value or any(not 0 < s <= 1 for s in value) or any(b <= a for a, b in zip(value, value[1:])) or value[-1] != 1:
+            raise ValueError("scales must be auto or ascending values in (0, 1] that end at 1, e.g. [0.25, 0.5, 1]")
+        return value
+
+    @field_validator("steps", "counts")
+    @classmethod
+    def _positive_shares(cls, value: Any) -> Any:
+        if value is not None and (not value or any(not 0 < v <= 1e6 for v in value)):
+            raise ValueError("give one positive share per level, e.g. [0.4, 0.3, 0.3]")
+        return value
 
 
 class LimitsConfig(_Section):
@@ -267,6 +304,8 @@ class OutputConfig(_Section):
     keep_frames: bool = Field(False, description="keep the PNG frames in frames/ after the animation is written")
     checkpoint_every: int = Field(250, ge=0, le=10**7, description="write checkpoint.pt every this many steps (0: only on interruption and at the end)")
     final_scale: float = Field(1.0, gt=0, le=32, description="final.png is rendered at this multiple of the canvas size")
+    frame_size: int = Field(1024, ge=0, le=16384, description="longer side in pixels of the animation's frames: "
+                            "larger canvases are shown shrunk (0: the canvas size)")
 
 
 class TemporalConfig(_Section):
@@ -366,6 +405,7 @@ class FitConfig(_Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="automatic primitive budgets: a quality "
                                  "(psnr, ssim) or a time to reach instead of a count (n and steps are then not used)")
     minibatch: MinibatchConfig = Field(default_factory=MinibatchConfig, description="random crops")
+    levels: LevelsConfig = Field(default_factory=LevelsConfig, description="coarse-to-fine resolution levels")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="parameter bounds")
     output: OutputConfig = Field(default_factory=OutputConfig, description="run folder contents")
     video: VideoConfig = Field(default_factory=VideoConfig, description="video targets")
@@ -811,8 +851,10 @@ def _type_name(annotation: Any) -> str:
     if origin is Literal:
         return " \\| ".join(str(v) for v in typing.get_args(annotation))
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return (_type_name(args[0]) if len(args) == 1 else " or ".join(_type_name(a) for a in args)) + " or null"
+        every = typing.get_args(annotation)
+        args = [a for a in every if a is not type(None)]
+        named = _type_name(args[0]) if len(args) == 1 else " or ".join(_type_name(a) for a in args)
+        return named + (" or null" if len(args) < len(every) else "")
     if origin in (list, tuple):
         args = typing.get_args(annotation)
         return f"list of {_type_name(args[0])}" if args else "list"

@@ -155,9 +155,36 @@ def psnr(image: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None 
     return 10.0 * math.log10(1.0 / max(value, 1e-12))
 
 
-def ssim_value(image: torch.Tensor, target: torch.Tensor) -> float:
-    """SSIM of two [H, W, 3] images in [0, 1]."""
-    return 1.0 - float(ssim_loss(image.detach(), target.detach()))
+#: Rows of SSIM map the metric computes at once: bounds its memory on any canvas (a whole
+#: 16-megapixel image would take about 1.3 GB of filtered copies).
+SSIM_BAND_ROWS = 256
+
+
+@torch.no_grad()
+def ssim_value(image: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> float:
+    """SSIM of two [H, W, 3] images in [0, 1] (the weight map taken as a mask, as in
+    :func:`ssim_loss`), computed band by band of rows so that large canvases need little memory.
+
+    The same value as ``1 - ssim_loss(...)`` up to float rounding: pytorch-msssim filters with
+    a valid (unpadded) window, so each band of the SSIM map needs only its own rows plus the
+    window's, and the mean over the map is the row-weighted mean of the bands' means.
+    """
+    _check_pair(image, target)
+    height, width = image.shape[:2]
+    side = min(height, width)
+    if side < 3:
+        raise InputError(f"SSIM needs an image of at least 3x3 pixels, got {[height, width]}")
+    window = _ssim_window(side)
+    rows = height - window + 1  # rows of the SSIM map
+    if rows <= SSIM_BAND_ROWS:
+        return 1.0 - float(ssim_loss(image.detach(), target.detach(), weight))
+    total = 0.0
+    for first in range(0, rows, SSIM_BAND_ROWS):
+        count = min(SSIM_BAND_ROWS, rows - first)
+        band = slice(first, first + count + window - 1)
+        x, y = _masked_pair(image[band].detach(), target[band].detach(), None if weight is None else weight[band])
+        total += count * float(ssim(x, y, data_range=1.0, size_average=True, win_size=window))
+    return total / rows
 
 
 @dataclass

@@ -26,7 +26,7 @@ from .image_files import pillow_srgb_pixels, pixels_to_float, read_image
 
 __all__ = [
     "Target", "load_target", "load_map", "SKIMAGE_PREFIX", "SKIMAGE_ANIMATIONS", "skimage_names", "skimage_file", "canvas_shape",
-    "read_image_file", "image_array",
+    "read_image_file", "image_array", "resize_map",
 ]
 
 SKIMAGE_PREFIX = "skimage:"
@@ -119,6 +119,21 @@ class Target:
     def to(self, device: torch.device | str) -> "Target":
         return Target(self.rgb.to(device), None if self.alpha is None else self.alpha.to(device), self.name, self.source)
 
+    def resized(self, height: int, width: int) -> "Target":
+        """The target averaged down (or interpolated up) to ``height`` x ``width`` pixels, on its
+        device; colour is resampled premultiplied, so transparent pixels do not bleed into it."""
+        if (height, width) == (self.height, self.width):
+            return self
+        rgb = self.rgb.detach().cpu().numpy()
+        if self.alpha is None:
+            return Target(torch.from_numpy(_resize(rgb, height, width)).to(self.rgb.device), None, self.name, self.source)
+        alpha = self.alpha.detach().cpu().numpy()[..., None]
+        resized = _resize(np.concatenate([rgb * alpha, alpha], axis=2), height, width)
+        coverage = resized[..., 3:]
+        colour = np.where(coverage > 1e-6, resized[..., :3] / np.maximum(coverage, 1e-6), 0.0).clip(0, 1).astype(np.float32)
+        return Target(torch.from_numpy(colour).to(self.rgb.device),
+                      torch.from_numpy(np.ascontiguousarray(coverage[..., 0])).to(self.rgb.device), self.name, self.source)
+
 
 # ----------------------------------------------------------------------------- arrays
 def _as_float_array(image: Any, what: str) -> np.ndarray:
@@ -160,10 +175,10 @@ def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
         return array
     shrinking = height < array.shape[0] or width < array.shape[1]
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-    out = cv2.resize(array.astype(np.float32), (width, height), interpolation=interpolation)
+    out = cv2.resize(np.asarray(array, dtype=np.float32), (width, height), interpolation=interpolation)
     if out.ndim == 2:
         out = out[:, :, None]
-    return np.clip(out, 0.0, 1.0).astype(np.float64)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -182,9 +197,9 @@ def _existing_path(spec: str | os.PathLike, what: str) -> Path:
     raise InputError(f"{what} {str(path)!r} does not exist.{hint}")
 
 
-def _read_file(path: Path, what: str) -> np.ndarray:
+def _read_file(path: Path, what: str, dtype: type = np.float64) -> np.ndarray:
     """[H, W, 3], or [H, W, 4] for a file with alpha (image_files.read_image)."""
-    rgba, has_alpha = read_image(path, what)
+    rgba, has_alpha = read_image(path, what, dtype)
     return rgba if has_alpha else rgba[..., :3]
 
 
@@ -212,15 +227,16 @@ def _read_skimage(name: str, what: str) -> np.ndarray:
     return _as_float_array(np.asarray(image), f"{what} 'skimage:{name}'")
 
 
-def _read_any(spec: ImageLike, what: str) -> tuple[np.ndarray, str, str]:
-    """(float array [H, W, C], name, source) of any supported image value."""
+def _read_any(spec: ImageLike, what: str, dtype: type = np.float64) -> tuple[np.ndarray, str, str]:
+    """(float array [H, W, C], name, source) of any supported image value (a file's pixels as
+    ``dtype``; arrays and bundled images as float64)."""
     if isinstance(spec, (str, os.PathLike)):
         text = os.fspath(spec)
         if text.startswith(SKIMAGE_PREFIX):
             name = text[len(SKIMAGE_PREFIX):]
             return _read_skimage(name, what), name, text
         path = _existing_path(text, what)
-        return _read_file(path, what), path.stem, str(path)
+        return _read_file(path, what, dtype), path.stem, str(path)
     return _as_float_array(spec, what), "array", f"<{type(spec).__name__}>"
 
 
@@ -239,7 +255,9 @@ def load_target(spec: ImageLike, size: int | None = 256) -> Target:
     """
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise InputError(f"size must be a positive whole number of pixels, got {size!r}")
-    array, name, source = _read_any(spec, "target image")
+    # float32 from the start: a 16-megapixel target is fitted in float32, and a float64 copy
+    # of it would take 0.5 GB.
+    array, name, source = _read_any(spec, "target image", np.float32)
     height, width = canvas_shape(array.shape[0], array.shape[1], size)
     channels = array.shape[2]
     alpha = None
@@ -294,6 +312,15 @@ def _shape_map(spec: str, height: int, width: int, what: str) -> np.ndarray:
             raise InputError(f"{what} {spec!r}: need x0 < x1 and y0 < y1")
         distance = np.maximum(np.maximum(x0 - x, x - x1), np.maximum(y0 - y, y - y1))
     return np.clip(0.5 - distance / pixel, 0.0, 1.0)
+
+
+def resize_map(values: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A per-pixel map [H, W] (weights, a mask) averaged down or interpolated up to ``height`` x
+    ``width``, on its device."""
+    if tuple(values.shape) == (height, width):
+        return values
+    array = _resize(values.detach().cpu().numpy()[:, :, None], height, width)[..., 0]
+    return torch.from_numpy(np.ascontiguousarray(array)).to(values.device)
 
 
 def load_map(spec: ImageLike, height: int, width: int, what: str = "weight map") -> torch.Tensor:

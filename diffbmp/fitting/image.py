@@ -24,7 +24,7 @@ import torch
 
 from ..config import FitConfig, config_from_dict, config_path, dump_config, read_yaml, result_relevant
 from ..errors import ConfigError, OutputError
-from ..losses import mse, ssim_loss
+from ..losses import mse, ssim_value
 from ..primitives import TextureBank
 from ..scene import Scene
 from ..colour import colour_notes_to
@@ -32,7 +32,7 @@ from ..targets import Target, load_map, load_target
 from .budget import ROUND_COLUMNS
 from .loop import Fitter, StepInfo
 from .shapes import build_bank
-from .recording import frame_paths, to_uint8, write_animation, write_png
+from .recording import frame_paths, shrunk, to_uint8, write_animation, write_png
 from .runfolder import RunFolder, write_csv
 
 if TYPE_CHECKING:
@@ -221,9 +221,8 @@ def _run_image(config: FitConfig, folder: RunFolder | None, *, target: Any, bank
     def save_frame(done: int, image: torch.Tensor, alpha: torch.Tensor) -> None:
         if folder is None:
             return
-        pixels = to_uint8(image)
         if fitter._frame_due(done):
-            write_png(folder.frames / f"frame_{done:07d}.png", pixels)
+            write_png(folder.frames / f"frame_{done:07d}.png", shrunk(to_uint8(image), fitter.frame_shape))
         every = config.output.snapshot_every
         if every and done % every == 0:
             write_png(folder.snapshots / f"step_{done:07d}.png", to_uint8(image, alpha if loaded.has_alpha else None))
@@ -308,7 +307,7 @@ def final_render(fitter: Fitter, target: Target) -> FinalRender:
     weight = fitter._pixel_weight()
     error = float(mse(image, wanted, weight))
     psnr = 10.0 * math.log10(1.0 / max(error, 1e-12))
-    similarity = 1.0 - float(ssim_loss(image, wanted, weight)) if min(image.shape[:2]) >= 3 else float("nan")
+    similarity = ssim_value(image, wanted, weight) if min(image.shape[:2]) >= 3 else float("nan")
     scene.metadata.update({"psnr": psnr, "ssim": similarity, "mse": error})
     return FinalRender(scene, image, alpha, psnr, similarity, error)
 

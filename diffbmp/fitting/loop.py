@@ -32,7 +32,7 @@ from ..config import SEARCH_UP_TO, FitConfig, chosen_strategy, parse_color, resu
 from ..errors import ConfigError, DiffBMPError, OutputError
 from ..init import analyse_target, error_init, initialise, sample_shape_ids
 from ..interrupts import Interrupted, handling
-from ..losses import LossWeights, mse, ssim_loss, total_loss
+from ..losses import LossWeights, mse, ssim_value, total_loss
 from ..losses import psnr as psnr_of
 from ..params import PrimitiveParams
 from ..primitives import TextureBank
@@ -47,6 +47,7 @@ from .schedules import blur_at, lr_factor
 from .search import ShapeSearch
 from .shapes import fit_constraints
 from .densify import split_choice, split_geometry
+from .levels import LevelView, crop_side, level_index, plan_levels
 from .trim import estimated_removal_harm, largest_removal
 
 __all__ = ["Fitter", "StepInfo", "FitDivergedError", "CHECKPOINT_FORMAT", "Regulariser", "RegulariserInput"]
@@ -250,7 +251,14 @@ class Fitter:
                 raise ConfigError("budget.densify: search paints tinted shapes, but init.beta is above 0 or strategy is "
                                   "plain; choose budget.densify: error or split")
         self._search: ShapeSearch | None = None
+        #: Resolution levels, coarse to fine (:mod:`.levels`); one level at scale 1 when off.
+        self.levels = plan_levels(config, self.height, self.width, plain_fixed_count=self.budget is None
+                                  and self.strategy == "plain" and config.stages.count == 1)
+        self._level_view: tuple[int, LevelView] | None = None
         self.stage_plan = self._plan_stages()
+        frame_size = config.output.frame_size
+        #: The animation's frames are rendered at this scale (large canvases shrunk to frame_size).
+        self.frame_scale = min(1.0, frame_size / self.side) if frame_size else 1.0
         self.relocations = (relocation_steps(config.steps, config.search)
                             if self.strategy == "search" and self.budget is None else [])
         self._boundary_generator = self.generator.get_state()
@@ -278,10 +286,15 @@ class Fitter:
             return [(0, self.budget.first_count, self.config.init.max_size * self.side)]
         if self.strategy == "search":
             return plan_rounds(n, steps, self.config.search, self.config.search.max_size * self.side)
+        largest = self.config.init.max_size * self.side
+        if len(self.levels) > 1:
+            # Each later level is a stage whose primitives are split from those over the error.
+            counts = [level.count for level in self.levels]
+            return [(self.levels[0].first_step, counts[0], largest)] + [
+                (level.first_step, count - before, largest) for level, before, count in zip(self.levels[1:], counts, counts[1:])]
         count = min(stages.count, n)
         per_stage = n // count
         first = n - per_stage * (count - 1)
-        largest = self.config.init.max_size * self.side
         plan = [(0, first, largest)]
         for k in range(1, count):
             start = int(round(k * stages.until * steps / max(count - 1, 1))) if count > 1 else 0
@@ -331,6 +344,13 @@ class Fitter:
         """Step 0 from a given scene (a video frame starts from the previous frame's painting)."""
         if (scene.height, scene.width) != (self.height, self.width):
             raise ConfigError(f"the starting scene's canvas is {scene.width}x{scene.height} but the target's is {self.width}x{self.height}")
+        if len(self.levels) > 1:
+            # A painting that exists already is refined at full resolution.
+            if self.config.levels.scales != "auto":
+                raise ConfigError("levels.scales applies to fits that start from nothing (not to video frames or "
+                                  "scenes continued); set levels.scales: [1]")
+            self.levels = self.levels[-1:]
+            self.stage_plan = self._plan_stages()
         self.scene = self._on_device(scene.detached())
         self.step = 0
         self.history = []
@@ -410,9 +430,16 @@ class Fitter:
         }
 
     def _target_checksum(self) -> list[float]:
-        """Sums that tell whether a resumed run paints the same target (files can change)."""
-        rgb = self.target.rgb.detach().double().cpu()
-        sums = [float(rgb.sum()), float((rgb * torch.linspace(0, 1, rgb.shape[0], dtype=torch.float64).view(-1, 1, 1)).sum())]
+        """Sums that tell whether a resumed run paints the same target (files can change),
+        accumulated in float64 a band of rows at a time (no float64 copy of a large target)."""
+        rgb = self.target.rgb.detach()
+        ramp = torch.linspace(0, 1, rgb.shape[0], dtype=torch.float64)
+        plain = ramped = 0.0
+        for first in range(0, rgb.shape[0], 256):
+            band = rgb[first:first + 256].cpu().double()
+            plain += float(band.sum())
+            ramped += float((band.sum(dim=(1, 2)) * ramp[first:first + 256]).sum())
+        sums = [plain, ramped]
         if self.target.alpha is not None:
             sums.append(float(self.target.alpha.detach().double().sum()))
         return sums
@@ -484,19 +511,33 @@ class Fitter:
         scene.background_logits = _logit(self.current_background())
         return scene.render(scale, background=True, backend=self.backend)
 
-    def _pixel_weight(self, rows: slice | None = None, cols: slice | None = None) -> torch.Tensor | None:
-        weight = self.weight_map
-        if self.mask is not None:
-            weight = self.mask if weight is None else weight * self.mask
+    def _pixel_weight(self, rows: slice | None = None, cols: slice | None = None, level: LevelView | None = None
+                      ) -> torch.Tensor | None:
+        """The weight map times the mask (None: every pixel counts alike), on the canvas or
+        ``level``, cut to ``rows`` and ``cols``."""
+        weight, mask = (self.weight_map, self.mask) if level is None else (level.weight_map, level.mask)
+        if mask is not None:
+            weight = mask if weight is None else weight * mask
         if weight is not None and rows is not None:
             weight = weight[rows, cols]
         return weight
 
+    def level_at(self, step: int) -> LevelView:
+        """The resolution level step ``step`` (0-based) runs in: its target and maps, made when
+        the level is first needed (only the current level's are kept)."""
+        index = level_index(self.levels, step)
+        if self._level_view is None or self._level_view[0] != index:
+            scale = self.levels[index].scale
+            height, width = (self.height, self.width) if scale == 1.0 else self.scene.canvas_size(scale)
+            self._level_view = None  # the previous level's copies go before the next ones are made
+            self._level_view = (index, LevelView(scale, height, width, self.target, self.weight_map, self.mask))
+        return self._level_view[1]
+
     # ------------------------------------------------------------------ one step
-    def _draw_crop(self) -> tuple[int, int, int, int]:
-        crop = self.config.minibatch.crop
-        height, width = self.height, self.width
-        if crop <= 0 or (crop >= height and crop >= width):
+    def _draw_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(y0, x0, h, w) of this step's crop of a ``height`` x ``width`` canvas."""
+        crop = crop_side(self.config, height, width)
+        if crop == 0:
             return 0, 0, height, width
         ch, cw = min(crop, height), min(crop, width)
         y0 = int(torch.randint(0, height - ch + 1, (1,), generator=self.generator))
@@ -530,25 +571,27 @@ class Fitter:
         scene = self.scene
         for name in self._trainable_names():
             getattr(scene, name).grad = None
-        y0, x0, height, width = self._draw_crop()
+        level = self.level_at(step)
+        y0, x0, height, width = self._draw_crop(level.height, level.width)
         background = self._draw_background(height, width)
         params = self._params()
-        target_rgb, target_alpha = self.target.rgb, self.target.alpha
+        drawn = level.scaled(params)
+        target_rgb, target_alpha = level.target.rgb, level.target.alpha
         rows = cols = None
-        if (height, width) != (self.height, self.width):
+        if (height, width) != (level.height, level.width):
             rows, cols = slice(y0, y0 + height), slice(x0, x0 + width)
-            params = replace(params, means=params.means - torch.tensor([x0, y0], dtype=params.means.dtype, device=self.device))
+            drawn = replace(drawn, means=drawn.means - torch.tensor([x0, y0], dtype=drawn.means.dtype, device=self.device))
             target_rgb = target_rgb[rows, cols]
             target_alpha = None if target_alpha is None else target_alpha[rows, cols]
-        image, alpha = composite(params, self.prepared, background, height, width, blur=blur, backend=self.backend,
-                                 validate=step == self.step_started)
+        image, alpha = composite(drawn, self.prepared, background, height, width, blur=blur * level.scale,
+                                 backend=self.backend, validate=step == self.step_started)
         if target_alpha is None:
             wanted = target_rgb
         else:
             a = target_alpha.unsqueeze(-1)
             wanted = target_rgb * a + background.detach() * (1 - a)
-        weight_map = self.weight_map if self.weight_map is None or rows is None else self.weight_map[rows, cols]
-        mask = self.mask if self.mask is None or rows is None else self.mask[rows, cols]
+        weight_map = level.weight_map if level.weight_map is None or rows is None else level.weight_map[rows, cols]
+        mask = level.mask if level.mask is None or rows is None else level.mask[rows, cols]
         loss, terms = total_loss(
             self.loss_weights, image, wanted, alpha=alpha, target_alpha=target_alpha, weight=weight_map, mask=mask,
             opacities=params.opacities, scales=params.scales,
@@ -584,7 +627,7 @@ class Fitter:
         if "mse" in terms:
             quality = terms["mse"]  # the same (weighted, masked) mean: no need to compute it twice
         else:
-            quality = float(mse(image.detach(), wanted.detach(), self._pixel_weight(rows, cols)))
+            quality = float(mse(image.detach(), wanted.detach(), self._pixel_weight(rows, cols, level)))
         psnr = 10.0 * math.log10(1.0 / max(quality, 1e-12))
         return value, psnr, blur, terms
 
@@ -615,24 +658,27 @@ class Fitter:
             scene.beta_logits.clamp_(-_OPACITY_LOGIT_BOUND, _OPACITY_LOGIT_BOUND)
 
     # ------------------------------------------------------------------ pruning and stages
-    def _render_for_maintenance(self, want_visibility: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Premultiplied colour, alpha at blur 0, and each primitive's visible area in pixels."""
-        params = self._params().map(lambda t: t.detach())
+    def _render_for_maintenance(self, want_visibility: bool, level: LevelView
+                                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Premultiplied colour and alpha at blur 0 on ``level``'s canvas, and each primitive's
+        visible area in canvas pixels."""
+        params = level.scaled(self._params().map(lambda t: t.detach()))
+        height, width = level.height, level.width
         visible = None
         if want_visibility:
             # d(sum of C)/d(colour_n) = sum over pixels of alpha_n * T_n: how much of n is seen.
             probe = torch.zeros_like(params.colors, requires_grad=True)
             probe_params = replace(params, colors=probe, beta=torch.zeros_like(params.opacities))
             with torch.enable_grad():
-                colour, alpha = composite_premultiplied(probe_params, self.prepared, self.height, self.width, blur=0.0, backend=self.backend)
+                colour, alpha = composite_premultiplied(probe_params, self.prepared, height, width, blur=0.0, backend=self.backend)
                 colour.sum().backward()
-            visible = probe.grad[:, 0].detach()
-        colour, alpha = composite_premultiplied(params, self.prepared, self.height, self.width, blur=0.0, backend=self.backend)
+            visible = probe.grad[:, 0].detach() / level.scale**2
+        colour, alpha = composite_premultiplied(params, self.prepared, height, width, blur=0.0, backend=self.backend)
         return colour.detach(), alpha.detach(), visible
 
-    def _seeding_error(self, colour: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """Per-pixel squared error [H, W] of the current render, as the fit's loss sees it."""
-        target = self.target
+    def _seeding_error(self, colour: torch.Tensor, alpha: torch.Tensor, level: LevelView) -> torch.Tensor:
+        """Per-pixel squared error [h, w] of the current render on ``level``'s canvas, as the fit's loss sees it."""
+        target = level.target
         target_alpha = target.alpha if target.alpha is not None else torch.ones_like(alpha)
         if self.mode == "noise":
             # Expected error over a uniform random canvas: mean part plus the noise's variance.
@@ -643,8 +689,13 @@ class Fitter:
             background = self.current_background()
             render = colour + background * (1 - alpha).unsqueeze(-1)
             error = ((render - target.over(background)) ** 2).sum(-1)
-        weight = self._pixel_weight()
+        weight = self._pixel_weight(level=level)
         return error if weight is None else error * weight
+
+    def _canvas_error(self, level: LevelView) -> torch.Tensor:
+        """The seeding error of the current render at ``level``, on the canvas [H, W]."""
+        colour, alpha, _ = self._render_for_maintenance(False, level)
+        return level.to_canvas(self._seeding_error(colour, alpha, level), self.height, self.width)
 
     def current_stage(self) -> int:
         """The stage the fit is in (see :class:`~diffbmp.scene.Scene`'s ``stages``): the number
@@ -661,13 +712,15 @@ class Fitter:
         return largest
 
     @torch.no_grad()
-    def prune(self) -> int:
-        """Find invisible primitives and re-seed them where the error is (or drop them).
+    def prune(self, level: LevelView | None = None) -> int:
+        """Find invisible primitives and re-seed them where the error is (or drop them), seen
+        at ``level`` (default: the current step's).
 
         Returns the number of primitives pruned.
         """
         rules = self.config.prune
-        colour, alpha, visible = self._render_for_maintenance(want_visibility=True)
+        level = self.level_at(self.step) if level is None else level
+        colour, alpha, visible = self._render_for_maintenance(True, level)
         params = self._params().map(lambda t: t.detach())
         dead = (params.opacities < rules.min_opacity) | (params.scales.max(dim=1).values < rules.min_size) | (visible < rules.min_visible)
         count = int(dead.sum())
@@ -677,7 +730,8 @@ class Fitter:
         if not rules.reseed:
             self._select_rows(alive)
             return count
-        error = self._seeding_error(colour, alpha)
+        error = level.to_canvas(self._seeding_error(colour, alpha, level), self.height, self.width)
+        del colour, alpha
         fresh = error_init(self.analysis, self.bank, count, error, generator=self.generator,
                            **self._init_options(self._current_max_size()))
         # The re-seeded primitives go on top, where nothing hides them.
@@ -707,16 +761,19 @@ class Fitter:
         self._prepare_tensors()
 
     @torch.no_grad()
-    def add_stage(self, count: int, max_size_px: float, search: bool = True, stage: int | None = None) -> None:
+    def add_stage(self, count: int, max_size_px: float, search: bool = True, stage: int | None = None,
+                  level: LevelView | None = None) -> None:
         """Add ``count`` primitives on top, where the current render is most wrong (found by
-        search when the strategy searches, unless ``search`` is False); their ``stages`` entry
-        is ``stage`` (default: the stage after the current one)."""
+        search when the strategy searches, unless ``search`` is False; the error seen at
+        ``level``, default the current step's); their ``stages`` entry is ``stage`` (default:
+        the stage after the current one)."""
         stage = self.current_stage() + 1 if stage is None else stage
-        colour, alpha, _ = self._render_for_maintenance(want_visibility=False)
+        level = self.level_at(self.step) if level is None else level
         if search and self._searches(len(self.scene) + count):
+            colour, alpha, _ = self._render_for_maintenance(False, level)  # searching fits have one level
             fresh = self._search_primitives(count, colour + self.current_background() * (1 - alpha).unsqueeze(-1))
         else:
-            error = self._seeding_error(colour, alpha)
+            error = self._canvas_error(level)
             fresh = self._on_device(error_init(self.analysis, self.bank, count, error, generator=self.generator,
                                                **self._init_options(max_size_px)))
         background = self.scene.background_logits.detach()
@@ -734,11 +791,19 @@ class Fitter:
             return
         steps = self.config.steps
         rules = self.config.prune
+        level = self.level_at(done)  # the level of the step about to run: a new one sees finer detail
         if rules.every and done % rules.every == 0 and done < rules.until * steps and done < steps:
-            self.prune()
+            self.prune(level)
         for stage, (start, count, size) in enumerate(self.stage_plan[1:], start=1):
-            if start == done:
-                self.add_stage(count, size, stage=stage)
+            if start != done:
+                continue
+            if len(self.levels) > 1:
+                # A finer level: split the primitives over its error; any the split cannot
+                # make (too few large enough) are added where the error is.
+                count -= self.split(count, stage=stage, level=level)
+                if count <= 0:
+                    continue
+            self.add_stage(count, size, stage=stage, level=level)
         if done in self.relocations:
             self.relocate()
 
@@ -753,7 +818,7 @@ class Fitter:
                              validate=False)
         wanted = self.target.over(background)
         weight = self._pixel_weight()
-        similarity = 1.0 - float(ssim_loss(image, wanted, weight)) if min(self.height, self.width) >= 3 else None
+        similarity = ssim_value(image, wanted, weight) if min(self.height, self.width) >= 3 else None
         return psnr_of(image, wanted, weight), similarity
 
     def _maintain_budget(self, done: int) -> None:
@@ -801,14 +866,17 @@ class Fitter:
         self.add_stage(count, self._current_max_size(), search=search, stage=stage)
 
     @torch.no_grad()
-    def split(self, count: int, stage: int | None = None) -> int:
-        """Split the (up to) ``count`` large primitives over the most error in two (:mod:`.densify`);
-        each second child is drawn just above its sibling and has stage ``stage`` (default: the
-        stage after the current one; the first child keeps the parent's). Returns how many were split."""
+    def split(self, count: int, stage: int | None = None, level: LevelView | None = None) -> int:
+        """Split the (up to) ``count`` large primitives over the most error in two (:mod:`.densify`),
+        the error and sizes seen at ``level`` (default: the current step's); each second child
+        is drawn just above its sibling and has stage ``stage`` (default: the stage after the
+        current one; the first child keeps the parent's). Returns how many were split."""
         stage = self.current_stage() + 1 if stage is None else stage
-        colour, alpha, _ = self._render_for_maintenance(want_visibility=False)
-        params = self._params().map(lambda t: t.detach())
-        chosen = split_choice(params, self._seeding_error(colour, alpha), count)
+        level = self.level_at(self.step) if level is None else level
+        colour, alpha, _ = self._render_for_maintenance(False, level)
+        params = level.scaled(self._params().map(lambda t: t.detach()))
+        chosen = split_choice(params, self._seeding_error(colour, alpha, level), count)
+        del colour, alpha
         if len(chosen) == 0:
             return 0
         total = len(self.scene)
@@ -919,9 +987,17 @@ class Fitter:
         return done % every == 0 or done == self.config.steps
 
     def _emit_frame(self, done: int) -> None:
-        if self._frame_due(done) or (self.config.output.snapshot_every and done % self.config.output.snapshot_every == 0):
-            image, alpha = self.render_final()
+        every = self.config.output.snapshot_every
+        snapshot = bool(every) and done % every == 0
+        if snapshot or self._frame_due(done):
+            # A frame alone is rendered at the animation's size; a snapshot is the whole canvas.
+            image, alpha = self.render_final(1.0 if snapshot else self.frame_scale)
             self.on_frame(done, image, alpha)
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(h, w) of the animation's frames."""
+        return self.scene.canvas_size(self.frame_scale)
 
     def checkpoint(self) -> None:
         if self.on_checkpoint is not None:

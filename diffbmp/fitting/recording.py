@@ -20,7 +20,7 @@ from .._tempfiles import publish_file, temporary_for, writing
 from ..colour import png_save_options
 from ..errors import output_error
 
-__all__ = ["to_uint8", "write_png", "write_animation", "frame_paths"]
+__all__ = ["to_uint8", "shrunk", "write_png", "write_animation", "frame_paths"]
 
 
 def to_uint8(image: torch.Tensor, alpha: torch.Tensor | None = None) -> np.ndarray:
@@ -29,6 +29,15 @@ def to_uint8(image: torch.Tensor, alpha: torch.Tensor | None = None) -> np.ndarr
     if alpha is not None:
         array = np.concatenate([array, alpha.detach().float().clamp(0, 1).cpu().numpy()[..., None]], axis=2)
     return (array * 255.0 + 0.5).astype(np.uint8)
+
+
+def shrunk(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 pixels [H, W, C] averaged down to ``shape`` (h, w); unchanged when they have it."""
+    if pixels.shape[:2] == tuple(shape):
+        return pixels
+    import cv2
+
+    return cv2.resize(pixels, (shape[1], shape[0]), interpolation=cv2.INTER_AREA).reshape(shape[0], shape[1], -1)
 
 
 def _atomic_path(path: Path) -> tuple[int, str]:
