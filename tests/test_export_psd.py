@@ -392,3 +392,39 @@ def test_a_staged_fit_exports_a_group_per_stage(tmp_path):
     psd = PSDImage.open(write_psd(scene, tmp_path / "fit.psd"))
     assert [layer.name for layer in psd] == ["background", "stage 0 (0000-0009)", "stage 1 (0010-0019)", "stage 2 (0020-0029)"]
     assert psnr(composited(psd), scene.render()[0].numpy()) >= 35.0
+
+
+# ----------------------------------------------------------------------------- large documents
+def test_more_layers_than_a_psd_holds_is_refused_before_drawing(bank, tmp_path, monkeypatch):
+    import diffbmp.exports.psd as psd
+
+    scene = make_scene(bank, 40)
+    monkeypatch.setattr(psd, "MAX_PSD_RECORDS", 40)  # 40 layers and the background are 41 records
+
+    def never(*args, **kwargs):
+        raise AssertionError("a layer was drawn")
+
+    drawing = psd.iter_layers
+    monkeypatch.setattr(psd, "iter_layers", never)
+    with pytest.raises(InputError, match=r"40 primitives.*41 layers.*--select"):
+        write_psd(scene, tmp_path / "big.psd", group_by="none", group_size=0)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(psd, "iter_layers", drawing)
+    write_psd(scene, tmp_path / "fits.psd", group_by="none", group_size=0, transparent=True)  # 40 records: fits
+
+
+def test_a_streamed_psd_leaves_nothing_beside_it_and_reads_back_whole(bank, tmp_path, monkeypatch):
+    import diffbmp.exports.raster as raster
+
+    scene = make_scene(bank, 60, seed=4)
+    whole = write_psd(scene, tmp_path / "whole.psd", transparent=True)
+    monkeypatch.setattr(raster, "BAND_PIXELS", scene.width * 5)  # the merged image in bands of 5 rows
+    banded = write_psd(scene, tmp_path / "banded.psd", transparent=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["banded.psd", "whole.psd"]  # no spilled layer data left
+    a, b = PSDImage.open(whole), PSDImage.open(banded)
+    assert [layer.name for layer in a.descendants()] == [layer.name for layer in b.descendants()]
+    for x, y in zip(a.descendants(), b.descendants()):
+        if not x.is_group():
+            assert np.array_equal(np.asarray(x.topil()), np.asarray(y.topil()))
+    difference = np.abs(np.asarray(a.topil(), np.int64) - np.asarray(b.topil(), np.int64))
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from ..params import PrimitiveParams
 from ..primitives import PreparedBank, TextureBank
 from ..render import composite
 
-__all__ = ["PrimitiveLayer", "LAYER_MARGIN", "MAX_LAYER_MARGIN", "footprint_boxes", "layer_boxes", "painted_colours", "quantized_opacity", "render_layers"]
+__all__ = ["PrimitiveLayer", "LAYER_MARGIN", "MAX_LAYER_MARGIN", "footprint_boxes", "layer_boxes", "painted_colours", "quantized_opacity", "render_layers", "iter_layers"]
 
 #: Pixels of one atlas page (colour + alpha in float32 take 16 bytes a pixel).
 PAGE_PIXELS = 1 << 22
@@ -172,9 +173,26 @@ def render_layers(
         margin: how far a layer may reach beyond each canvas edge, as a fraction of the
             canvas's side (see :func:`footprint_boxes`).
     """
+    layers = list(iter_layers(params, bank, height, width, blur=blur, backend=backend, page_pixels=page_pixels, margin=margin))
+    return sorted(layers, key=lambda layer: layer.index)
+
+
+def iter_layers(
+    params: PrimitiveParams,
+    bank: TextureBank | PreparedBank,
+    height: int,
+    width: int,
+    *,
+    blur: float = 0.0,
+    backend: str | None = None,
+    page_pixels: int = PAGE_PIXELS,
+    margin: float = LAYER_MARGIN,
+) -> Iterator[PrimitiveLayer]:
+    """The layers of :func:`render_layers` one at a time, as their atlas pages are drawn (in no
+    particular order; each layer once), so a caller that writes them away holds one page."""
     count = len(params)
     if count == 0:
-        return []
+        return
     if isinstance(bank, TextureBank):
         bank = bank.prepare(params.device, params.dtype)
     full, _ = layer_boxes(params, bank, height, width, blur)
@@ -185,24 +203,27 @@ def render_layers(
     # opacity rounds to 0 is drawn at full opacity (it is invisible either way).
     drawn_opacity = np.where(opacity > 0, opacity / 255.0, 1.0)
     jobs = _plan(full, boxes, page_pixels)
+
+    def layer(n: int, pixels: np.ndarray) -> PrimitiveLayer:
+        return PrimitiveLayer(index=n, left=int(boxes[n, 0]), top=int(boxes[n, 1]), rgba=pixels, opacity=int(opacity[n]))
+
+    drawn_any = np.zeros(count, dtype=bool)
+    for job in jobs:
+        drawn_any[job.index] = True
+    for n in np.flatnonzero(~drawn_any):  # wholly outside the canvas and its margin
+        yield layer(int(n), np.zeros((0, 0, 4), dtype=np.uint8))
     with torch.no_grad():
         drawn = params.map(lambda t: t.detach())
         drawn.opacities = torch.as_tensor(drawn_opacity, dtype=params.dtype, device=params.device)
         fallback = _fallback_colours(drawn)
-        rgba: list[np.ndarray | None] = [None] * count
         for page_jobs in _group_by_page(jobs).values():
             if page_jobs[0].alone:
-                rgba[page_jobs[0].index] = _render_alone(drawn, bank, page_jobs[0], blur, backend, drawn_opacity, fallback, page_pixels)
+                job = page_jobs[0]
+                yield layer(job.index, _render_alone(drawn, bank, job, blur, backend, drawn_opacity, fallback, page_pixels))
                 continue
             pixels = _render_page(drawn, bank, page_jobs, blur, backend, drawn_opacity, fallback)
             for job in page_jobs:
-                rgba[job.index] = _cut(pixels, job)
-    layers = []
-    for n in range(count):
-        x0, y0 = int(boxes[n, 0]), int(boxes[n, 1])
-        pixels = rgba[n] if rgba[n] is not None else np.zeros((0, 0, 4), dtype=np.uint8)
-        layers.append(PrimitiveLayer(index=n, left=x0, top=y0, rgba=pixels, opacity=int(opacity[n])))
-    return layers
+                yield layer(job.index, _cut(pixels, job))
 
 
 def _plan(full: np.ndarray, boxes: np.ndarray, page_pixels: int) -> list[_Job]:

@@ -13,6 +13,7 @@ from ..colour import check_dpi
 from ..errors import InputError
 from ..scene import Scene
 from .atomic import atomic_open
+from .raster import BAND_PIXELS, render_bands
 from .textures import bank_for_scale, png_bytes, to_uint8
 
 __all__ = ["render_pixels", "write_png"]
@@ -26,6 +27,7 @@ def render_pixels(
     transparent: bool = False,
     texture_size: int | None = None,
     backend: str | None = None,
+    band_pixels: int = BAND_PIXELS,
 ) -> np.ndarray:
     """The scene as 8-bit pixels: RGB [H, W, 3] over its background, or straight RGBA
     [H, W, 4] on a transparent canvas.
@@ -36,14 +38,23 @@ def render_pixels(
         transparent: leave out the background; pixels no primitive covers get alpha 0.
         texture_size: bitmap resolution, see :func:`~diffbmp.exports.textures.bank_for_scale`.
         backend: rendering backend (None: the fastest for the scene's device).
+        band_pixels: a raster of more pixels is rendered in bands of rows of about this many
+            pixels (the same picture, to float rounding of the band's offset).
     """
     scene.check_drawable()
-    scene.raster_size(scale)  # a canvas too large is refused before anything is built
+    height, width = scene.raster_size(scale)  # a canvas too large is refused before anything is built
     if not (isinstance(blur, (int, float)) and math.isfinite(blur) and blur >= 0):
         raise InputError(f"blur must be a number >= 0 (pixels), got {blur!r}")
     bank = bank_for_scale(scene, scale, texture_size)
-    with torch.no_grad():
-        image, alpha = scene.render(scale, blur=blur, background=not transparent, bank=bank, backend=backend)
+    out = np.empty((height, width, 4 if transparent else 3), dtype=np.uint8)
+    for top, image, alpha in render_bands(scene, scale, bank, blur=blur, transparent=transparent, backend=backend,
+                                          band_pixels=band_pixels):
+        out[top:top + image.shape[0]] = _to_pixels(image, alpha, transparent)
+    return out
+
+
+def _to_pixels(image: torch.Tensor, alpha: torch.Tensor, transparent: bool) -> np.ndarray:
+    """8-bit RGB of a render over its background, or straight RGBA of a premultiplied one."""
     image = image.detach().float().cpu().numpy()
     if not transparent:
         return to_uint8(image)

@@ -19,10 +19,13 @@ tree (quadratic: minutes for 5,000 layers), and whose save re-composites all lay
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import struct
+import tempfile
 from pathlib import Path
-from typing import Hashable
+from typing import BinaryIO, Hashable
 
 import numpy as np
 import torch
@@ -35,13 +38,9 @@ from psd_tools.psd.image_resources import ImageResource, ImageResources, Resoulu
 from psd_tools.psd.layer_and_mask import (
     ChannelData,
     ChannelDataList,
-    ChannelImageData,
     ChannelInfo,
     GlobalLayerMaskInfo,
-    LayerAndMaskInformation,
-    LayerInfo,
     LayerRecord,
-    LayerRecords,
 )
 from psd_tools.psd.tagged_blocks import TaggedBlocks
 
@@ -49,14 +48,15 @@ from ..colour import srgb_icc_profile
 from ..errors import InputError
 from ..scene import Scene
 from .atomic import atomic_open
+from .raster import render_bands
 from .groups import GROUP_BY, LayerGroup, Node, group_layers, range_label
-from .layers import PrimitiveLayer, painted_colours, render_layers
+from .layers import PrimitiveLayer, footprint_boxes, iter_layers, layer_boxes, painted_colours
 from .selection import source_indices
 from .textures import bank_for_scale, hex_color, to_uint8
 
 __all__ = [
     "build_psd", "write_psd", "layer_name", "group_name", "stage_group_name", "shape_group_name",
-    "DEFAULT_GROUP_SIZE", "DEFAULT_DPI", "GROUP_BY", "MAX_PSD_SIDE",
+    "DEFAULT_GROUP_SIZE", "DEFAULT_DPI", "GROUP_BY", "MAX_PSD_SIDE", "MAX_PSD_RECORDS",
 ]
 
 #: The most layers a group holds directly; bigger groups are split into sub-groups of this
@@ -99,6 +99,11 @@ def _digits(count: int) -> int:
     return max(4, len(str(max(count - 1, 0))))
 
 
+#: The most layer records a PSD (and a PSB) can hold: the count is a signed 16-bit number.
+#: Every layer, the background and each group's two records count.
+MAX_PSD_RECORDS = 32767
+
+
 def build_psd(
     scene: Scene,
     scale: float = 1.0,
@@ -111,7 +116,34 @@ def build_psd(
     texture_size: int | None = None,
     backend: str | None = None,
 ) -> PSD:
-    """The scene as a layered PSD document (psd-tools' low-level ``PSD`` record), ready to write.
+    """The scene as a layered PSD document (psd-tools' low-level ``PSD`` record), in memory.
+
+    The document :func:`write_psd` writes, read back: see it for the arguments. Large
+    documents are better written straight to a file with :func:`write_psd`, which streams.
+    """
+    buffer = io.BytesIO()
+    _write_document(buffer, scene, scale, blur=blur, group_by=group_by, group_size=group_size, transparent=transparent,
+                    dpi=dpi, texture_size=texture_size, backend=backend)
+    buffer.seek(0)
+    return PSD.read(buffer)
+
+
+def write_psd(
+    scene: Scene,
+    path: str | os.PathLike,
+    scale: float = 1.0,
+    *,
+    blur: float = 0.0,
+    group_by: str = "stage",
+    group_size: int = DEFAULT_GROUP_SIZE,
+    transparent: bool = False,
+    dpi: float = DEFAULT_DPI,
+    texture_size: int | None = None,
+    backend: str | None = None,
+) -> Path:
+    """Write ``scene`` as a layered PSD at ``path`` (atomically), streamed: each layer is
+    encoded as soon as its atlas page is drawn and its pixels wait in a temporary file beside
+    the output, so memory holds the layer records and one page, not every layer.
 
     Args:
         scene: the painting (a subset made by
@@ -130,7 +162,22 @@ def build_psd(
         dpi: the resolution written in the document (pixels per inch; print size only).
         texture_size: bitmap resolution, see :func:`~diffbmp.exports.textures.bank_for_scale`.
         backend: rendering backend (None: the fastest for the scene's device).
+
+    Raises:
+        InputError: bad options, a document larger than a PSD allows, or more layers than a
+            PSD holds (:data:`MAX_PSD_RECORDS`), before anything is drawn.
     """
+    with atomic_open(path) as handle:
+        _write_document(handle, scene, scale, blur=blur, group_by=group_by, group_size=group_size, transparent=transparent,
+                        dpi=dpi, texture_size=texture_size, backend=backend, spill_folder=Path(path).expanduser().parent)
+    return Path(path)
+
+
+def _write_document(
+    fp: BinaryIO, scene: Scene, scale: float, *, blur: float, group_by: str, group_size: int, transparent: bool,
+    dpi: float, texture_size: int | None, backend: str | None, spill_folder: Path | None = None,
+) -> None:
+    """The PSD of :func:`write_psd`, written to ``fp`` front to back (no seeking)."""
     scene.check_drawable()
     _check_options(scale, blur, group_by, group_size, transparent, dpi)
     height, width = scene.canvas_size(scale)
@@ -142,63 +189,127 @@ def build_psd(
         )
     scene.raster_size(scale)  # within what diffbmp renders at once
     bank = bank_for_scale(scene, scale, texture_size)
+    params = scene.scaled_params(scale).map(lambda t: t.detach())
     with torch.no_grad():
-        # The merged image first: its render validates the parameters.
-        merged, alpha = scene.render(scale, blur=blur, background=not transparent, bank=bank, backend=backend)
-        params = scene.scaled_params(scale)
-        layers = render_layers(params, bank, height, width, blur=blur * scale, backend=backend)
-        colours = painted_colours(params, scene.bank)
-    header = FileHeader(version=_VERSION, channels=4 if transparent else 3, height=height, width=width, depth=_DEPTH, color_mode=ColorMode.RGB)
+        full, _ = layer_boxes(params, bank, height, width, blur * scale)
+    tree = _layer_tree(scene, footprint_boxes(full, height, width), group_by, group_size)
+    records = _record_count(tree) + (0 if transparent else 1)
+    if records > MAX_PSD_RECORDS:
+        raise InputError(
+            f"the scene has {len(scene)} primitives: with their groups that is {records} layers, more than the "
+            f"{MAX_PSD_RECORDS} a PSD can hold (its layer count is a 16-bit number; Photoshop opens at most 8000); "
+            "export a part of it with --select (e.g. --select stage=0 or --select index=0-29999, "
+            "select= in Python), or the whole painting as SVG or PNG"
+        )
+    header = FileHeader(version=_VERSION, channels=4 if transparent else 3, height=height, width=width, depth=_DEPTH,
+                        color_mode=ColorMode.RGB)
     names = [entry.name for entry in bank]
     shape_ids = scene.shape_ids.tolist()
     indices, total = source_indices(scene)
-    records, channels = LayerRecords(), ChannelImageData()
-    if not transparent:
-        _append(records, channels, *_background_layer(scene.background(), height, width))
-    tree = _layer_tree(scene, layers, group_by, group_size, indices, total, names)
+    colours = painted_colours(params, scene.bank)
+    with tempfile.TemporaryFile(dir=spill_folder, prefix=".diffbmp-layers.") as spill:
+        # Each layer is encoded as its page is drawn: its record kept, its pixels spilled.
+        encoded: list[tuple[bytes, int, int]] = [(b"", 0, 0)] * len(scene)
+        for layer in iter_layers(params, bank, height, width, blur=blur * scale, backend=backend):
+            n = layer.index
+            name = layer_name(indices[n], names[shape_ids[n]], total, hex_color(colours[n]))
+            record, data = _pixel_layer(layer, name)
+            start = spill.tell()
+            data.write(spill)
+            encoded[n] = (_record_bytes(record), start, spill.tell() - start)
+        pieces: list[tuple[bytes, bytes | tuple[int, int]]] = []  # record, then channel bytes or their place in spill
+        if not transparent:
+            pieces.append(_encoded_piece(*_background_layer(scene.background(), height, width)))
 
-    def add(node: Node) -> None:
-        if isinstance(node, LayerGroup):
-            _append(records, channels, *_divider("</Layer group>", SectionDivider.BOUNDING_SECTION_DIVIDER))
-            for child in node.children:
-                add(child)
-            _append(records, channels, *_divider(node.name, SectionDivider.CLOSED_FOLDER))
-            return
-        layer = layers[node]
-        name = layer_name(indices[node], names[shape_ids[node]], total, hex_color(colours[node]))
-        _append(records, channels, *_pixel_layer(layer, name))
+        def add(node: Node) -> None:
+            if isinstance(node, LayerGroup):
+                pieces.append(_encoded_piece(*_divider("</Layer group>", SectionDivider.BOUNDING_SECTION_DIVIDER)))
+                for child in node.children:
+                    add(child)
+                pieces.append(_encoded_piece(*_divider(node.name, SectionDivider.CLOSED_FOLDER)))
+                return
+            record, start, length = encoded[node]
+            pieces.append((record, (start, length)))
 
-    for node in tree:
-        add(node)
+        for node in tree:
+            add(node)
+        header.write(fp)
+        ColorModeData().write(fp)
+        _image_resources(dpi).write(fp, "macroman")
+        _write_layer_section(fp, pieces, spill, -len(pieces) if transparent else len(pieces))
+    _merged_image(scene, scale, bank, header, transparent, blur, backend).write(fp)
+
+
+def _record_count(tree: list[Node]) -> int:
+    """Layer records of a tree: one per layer, two per group (its folder and its end)."""
+    return sum(2 + _record_count(node.children) if isinstance(node, LayerGroup) else 1 for node in tree)
+
+
+def _record_bytes(record: LayerRecord) -> bytes:
+    buffer = io.BytesIO()
+    record.write(buffer, encoding="macroman", version=_VERSION)
+    return buffer.getvalue()
+
+
+def _encoded_piece(record: LayerRecord, data: ChannelDataList) -> tuple[bytes, bytes]:
+    buffer = io.BytesIO()
+    data.write(buffer)
+    return _record_bytes(record), buffer.getvalue()
+
+
+def _write_layer_section(fp: BinaryIO, pieces: list[tuple[bytes, bytes | tuple[int, int]]], spill: BinaryIO,
+                         layer_count: int) -> None:
+    """The layer and mask information section as psd-tools writes it: its length, the layer
+    info (length, count, every record, then every layer's channel data, padded to 4 bytes),
+    and an empty global layer mask; channel data stored in ``spill`` is copied from there."""
+    mask_info = io.BytesIO()
+    GlobalLayerMaskInfo().write(mask_info)
+    if not pieces:
+        fp.write(struct.pack(">II", 4 + len(mask_info.getvalue()), 0))
+        fp.write(mask_info.getvalue())
+        return
+    body = 2 + sum(len(record) + (data[1] if isinstance(data, tuple) else len(data)) for record, data in pieces)
+    padding = -body % 4
+    fp.write(struct.pack(">IIh", 4 + body + padding + len(mask_info.getvalue()), body + padding, layer_count))
+    for record, _ in pieces:
+        fp.write(record)
+    for _, data in pieces:
+        if isinstance(data, bytes):
+            fp.write(data)
+            continue
+        start, length = data
+        spill.seek(start)
+        while length:
+            chunk = spill.read(min(length, 1 << 22))
+            fp.write(chunk)
+            length -= len(chunk)
+    fp.write(b"\0" * padding)
+    fp.write(mask_info.getvalue())
+
+
+def _merged_image(scene: Scene, scale: float, bank, header: FileHeader, transparent: bool, blur: float,
+                  backend: str | None) -> ImageData:
+    """The merged image every PSD carries (our own render), drawn band by band."""
+    height, width = header.height, header.width
+    planes = np.empty((height, width, 4 if transparent else 3), dtype=np.uint8)
+    for top, image, alpha in render_bands(scene, scale, bank, blur=blur, transparent=transparent, backend=backend):
+        rgb = image.detach().float().cpu().numpy()
+        if transparent:
+            # Photoshop stores a transparent document's merged image over white, with its alpha
+            # as the first extra channel (the negative layer count says so).
+            a = alpha.detach().float().cpu().numpy()
+            planes[top:top + rgb.shape[0]] = to_uint8(np.concatenate([rgb + (1.0 - a[..., None]), a[..., None]], axis=-1))
+        else:
+            planes[top:top + rgb.shape[0]] = to_uint8(rgb)
     image_data = ImageData(compression=Compression.RLE)
-    rgb = merged.detach().float().cpu().numpy()
-    if transparent:
-        # Photoshop stores a transparent document's merged image over white, with its alpha
-        # as the first extra channel (the negative layer count says so).
-        a = alpha.detach().float().cpu().numpy()
-        planes = to_uint8(np.concatenate([rgb + (1.0 - a[..., None]), a[..., None]], axis=-1))
-    else:
-        planes = to_uint8(rgb)
     image_data.set_data([planes[..., c].tobytes() for c in range(planes.shape[-1])], header)
-    layer_count = -len(records) if transparent else len(records)
-    return PSD(
-        header=header,
-        color_mode_data=ColorModeData(),
-        image_resources=_image_resources(dpi),
-        layer_and_mask_information=LayerAndMaskInformation(
-            layer_info=LayerInfo(layer_count=layer_count, layer_records=records, channel_image_data=channels),
-            global_layer_mask_info=GlobalLayerMaskInfo(),
-            tagged_blocks=TaggedBlocks(),
-        ),
-        image_data=image_data,
-    )
+    return image_data
 
 
-def _layer_tree(
-    scene: Scene, layers: list[PrimitiveLayer], group_by: str, group_size: int, indices: list[int], total: int, names: list[str],
-) -> list[Node]:
-    """The layers (positions) and groups, bottom to top."""
-    boxes = np.array([layer.box for layer in layers], dtype=np.int64).reshape(len(layers), 4)
+def _layer_tree(scene: Scene, boxes: np.ndarray, group_by: str, group_size: int) -> list[Node]:
+    """The layers (positions) and groups, bottom to top, from the layers' boxes [N, 4]."""
+    indices, total = source_indices(scene)
+    names = [entry.name for entry in scene.bank]
     digits = _digits(total)
     keys: list[Hashable] | None = None
     if group_by == "stage":
@@ -223,29 +334,6 @@ def _image_resources(dpi: float) -> ImageResources:
     return resources
 
 
-def write_psd(
-    scene: Scene,
-    path: str | os.PathLike,
-    scale: float = 1.0,
-    *,
-    blur: float = 0.0,
-    group_by: str = "stage",
-    group_size: int = DEFAULT_GROUP_SIZE,
-    transparent: bool = False,
-    dpi: float = DEFAULT_DPI,
-    texture_size: int | None = None,
-    backend: str | None = None,
-) -> Path:
-    """Write ``scene`` as a layered PSD at ``path`` (atomically); see :func:`build_psd`."""
-    document = build_psd(
-        scene, scale, blur=blur, group_by=group_by, group_size=group_size, transparent=transparent, dpi=dpi,
-        texture_size=texture_size, backend=backend,
-    )
-    with atomic_open(path) as handle:
-        document.write(handle)
-    return Path(path)
-
-
 def _check_options(scale: float, blur: float, group_by: str, group_size: int, transparent: bool, dpi: float) -> None:
     if group_by not in GROUP_BY:
         raise InputError(f"group_by must be one of {', '.join(repr(g) for g in GROUP_BY)}, got {group_by!r}")
@@ -259,11 +347,6 @@ def _check_options(scale: float, blur: float, group_by: str, group_size: int, tr
         raise InputError(f"blur must be a number >= 0 (pixels), got {blur!r}")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise InputError(f"scale must be a positive number, got {scale!r}")
-
-
-def _append(records: LayerRecords, channels: ChannelImageData, record: LayerRecord, data: ChannelDataList) -> None:
-    records.append(record)
-    channels.append(data)
 
 
 def _named_record(name: str, **fields) -> LayerRecord:
