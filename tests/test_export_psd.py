@@ -428,3 +428,16 @@ def test_a_streamed_psd_leaves_nothing_beside_it_and_reads_back_whole(bank, tmp_
             assert np.array_equal(np.asarray(x.topil()), np.asarray(y.topil()))
     difference = np.abs(np.asarray(a.topil(), np.int64) - np.asarray(b.topil(), np.int64))
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+
+
+def test_a_grouping_that_shatters_into_tiny_groups_gives_way_to_index_runs():
+    from diffbmp.exports.groups import MANY_GROUPS, group_layers
+
+    count = 4 * MANY_GROUPS
+    boxes = np.tile(np.array([[0, 0, 10, 10]]), (count, 1))  # every layer overlaps every other
+    alternating = [k % 2 for k in range(count)]  # two keys, interleaved: a group per layer
+    tree = group_layers(alternating, boxes, list(range(count)), 100, lambda key, members: f"key {key}", 4)
+    assert [node.name for node in tree] == ["primitives 0000-0099", "primitives 0100-0199", "primitives 0200-0255"]
+    runs = [0] * (count // 2) + [1] * (count // 2)  # the same keys in two runs: two groups
+    tree = group_layers(runs, boxes, list(range(count)), 0, lambda key, members: f"key {key}", 4)
+    assert [node.name for node in tree] == ["key 0", "key 1"]

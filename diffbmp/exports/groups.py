@@ -20,10 +20,14 @@ from typing import Callable, Hashable, Sequence, Union
 
 import numpy as np
 
-__all__ = ["LayerGroup", "Node", "GROUP_BY", "merge_by_key", "group_layers", "range_label"]
+__all__ = ["LayerGroup", "Node", "GROUP_BY", "MANY_GROUPS", "FEWEST_PER_GROUP", "merge_by_key", "group_layers", "range_label"]
 
 #: The ways layers can be grouped.
 GROUP_BY = ("stage", "shape", "none")
+#: A key grouping of more than MANY_GROUPS groups holding fewer layers than FEWEST_PER_GROUP
+#: on average is given up for index runs.
+MANY_GROUPS = 64
+FEWEST_PER_GROUP = 4
 
 
 @dataclass
@@ -113,12 +117,15 @@ def group_layers(
         digits: zero-padding of the indices in group names.
 
     A key grouping that would put every layer in one group makes no group (it would add a
-    folder and nothing else); the layers are then grouped by index runs.
+    folder and nothing else), and one that breaks into more than :data:`MANY_GROUPS` groups
+    of fewer than :data:`FEWEST_PER_GROUP` layers on average (keys interleaved where marks
+    overlap, as when a fit splits primitives into a later stage) would bury the layers in
+    thousands of tiny folders; the layers are then grouped by index runs.
     """
     count = len(indices)
     if keys is not None:
         merged = merge_by_key(keys, boxes)
-        if len(merged) > 1:
+        if 1 < len(merged) <= max(MANY_GROUPS, count // FEWEST_PER_GROUP):
             tree: list[Node] = []
             for key, positions in merged:
                 label = name(key, [indices[p] for p in positions])

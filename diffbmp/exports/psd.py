@@ -195,12 +195,7 @@ def _write_document(
     tree = _layer_tree(scene, footprint_boxes(full, height, width), group_by, group_size)
     records = _record_count(tree) + (0 if transparent else 1)
     if records > MAX_PSD_RECORDS:
-        raise InputError(
-            f"the scene has {len(scene)} primitives: with their groups that is {records} layers, more than the "
-            f"{MAX_PSD_RECORDS} a PSD can hold (its layer count is a 16-bit number; Photoshop opens at most 8000); "
-            "export a part of it with --select (e.g. --select stage=0 or --select index=0-29999, "
-            "select= in Python), or the whole painting as SVG or PNG"
-        )
+        raise InputError(_too_many_layers(len(scene), records, group_size, transparent))
     header = FileHeader(version=_VERSION, channels=4 if transparent else 3, height=height, width=width, depth=_DEPTH,
                         color_mode=ColorMode.RGB)
     names = [entry.name for entry in bank]
@@ -238,6 +233,18 @@ def _write_document(
         _image_resources(dpi).write(fp, "macroman")
         _write_layer_section(fp, pieces, spill, -len(pieces) if transparent else len(pieces))
     _merged_image(scene, scale, bank, header, transparent, blur, backend).write(fp)
+
+
+def _too_many_layers(count: int, records: int, group_size: int, transparent: bool) -> str:
+    """What to do about a scene of ``count`` primitives whose document needs ``records`` layer records."""
+    # Index runs of group_size cost two records per group: the largest part that fits.
+    fixed = 0 if transparent else 1
+    per_layer = 1 + (2 / group_size if group_size else 0)
+    part = max(1, int((MAX_PSD_RECORDS - fixed - 2) / per_layer))
+    return (f"the scene has {count} primitives: with their groups that is {records} layers, more than the "
+            f"{MAX_PSD_RECORDS} a PSD can hold (its layer count is a 16-bit number; Photoshop opens at most 8000); "
+            f"export it in parts of at most {part} primitives with --group-by none and --select (--select index=0-{part - 1}, "
+            f"then index={part}-{min(2 * part, count) - 1} ...; select= in Python), or the whole painting as SVG or PNG")
 
 
 def _record_count(tree: list[Node]) -> int:
