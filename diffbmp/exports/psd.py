@@ -188,12 +188,15 @@ def _write_document(
             f"use a scale of at most {math.floor(largest * 100) / 100:g}"
         )
     scene.raster_size(scale)  # within what diffbmp renders at once
+    fixed = 0 if transparent else 1  # the background's record
+    if len(scene) + fixed > MAX_PSD_RECORDS:  # too many without counting groups: said before they are worked out
+        raise InputError(_too_many_layers(len(scene), len(scene) + fixed, group_size, transparent))
     bank = bank_for_scale(scene, scale, texture_size)
     params = scene.scaled_params(scale).map(lambda t: t.detach())
     with torch.no_grad():
         full, _ = layer_boxes(params, bank, height, width, blur * scale)
     tree = _layer_tree(scene, footprint_boxes(full, height, width), group_by, group_size)
-    records = _record_count(tree) + (0 if transparent else 1)
+    records = _record_count(tree) + fixed
     if records > MAX_PSD_RECORDS:
         raise InputError(_too_many_layers(len(scene), records, group_size, transparent))
     header = FileHeader(version=_VERSION, channels=4 if transparent else 3, height=height, width=width, depth=_DEPTH,
