@@ -154,3 +154,20 @@ def test_a_resized_target_does_not_bleed_transparent_colour():
     assert torch.equal(resize_map(torch.ones(8, 8), 2, 2), torch.ones(2, 2))
     opaque = Target(rgb, None, "t", "t")
     assert opaque.resized(8, 8) is opaque
+
+
+def test_a_run_saved_before_automatic_crops_resumes_where_auto_means_the_same(tmp_path):
+    options = dict(n=12, steps=6, size=32, seed=1, quiet=True, output={"frames": 0, "mp4": False, "gif": False})
+    straight = fit("skimage:chelsea", ["circle"], **options)
+    stopped = fit("skimage:chelsea", ["circle"], out=tmp_path, callback=lambda info: info.step == 3, **options)
+    assert not stopped.completed
+    # The folder as a version without minibatch.crop: auto wrote it: crop 0 stated outright.
+    config = (tmp_path / "config.yaml").read_text()
+    assert "crop: auto" in config
+    (tmp_path / "config.yaml").write_text(config.replace("crop: auto", "crop: 0"))
+    resumed = fit("skimage:chelsea", ["circle"], out=tmp_path, resume=True, **options)
+    assert_same_scene(straight.scene, resumed.scene)
+    # A crop that means something else on this canvas is still a changed setting.
+    (tmp_path / "config.yaml").write_text(config.replace("crop: auto", "crop: 16"))
+    with pytest.raises(ConfigError, match="minibatch.crop"):
+        fit("skimage:chelsea", ["circle"], out=tmp_path, resume=True, **options)

@@ -30,6 +30,7 @@ from ..scene import Scene
 from ..colour import colour_notes_to
 from ..targets import Target, load_map, load_target
 from .budget import ROUND_COLUMNS
+from .levels import resolved_settings
 from .loop import Fitter, StepInfo
 from .shapes import build_bank
 from .recording import frame_paths, shrunk, to_uint8, write_animation, write_png
@@ -208,7 +209,8 @@ def _run_image(config: FitConfig, folder: RunFolder | None, *, target: Any, bank
 
     resuming = False
     if folder is not None:
-        resuming = folder.prepare(result_relevant(config), resume=resume, force=force)
+        resuming = folder.prepare(result_relevant(config), resume=resume, force=force,
+                                  resolve=lambda relevant: resolved_settings(relevant, height, width))
         folder.write_config(dump_config(config))
 
     def save_checkpoint(state: dict[str, Any]) -> None:

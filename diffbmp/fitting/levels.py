@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..params import PrimitiveParams
 from ..targets import Target, resize_map
 
-__all__ = ["Level", "LevelView", "plan_levels", "level_index", "crop_side", "AUTO_LEVELS", "AUTO_LEVELS_ABOVE", "AUTO_CROP_ABOVE"]
+__all__ = ["Level", "LevelView", "plan_levels", "level_index", "crop_side", "resolved_settings", "AUTO_LEVELS", "AUTO_LEVELS_ABOVE", "AUTO_CROP_ABOVE"]
 
 #: ``levels.scales: auto`` on a canvas whose longer side exceeds AUTO_LEVELS_ABOVE pixels.
 AUTO_LEVELS = (0.25, 0.5, 1.0)
@@ -101,6 +101,18 @@ def crop_side(config: FitConfig, height: int, width: int) -> int:
     if crop == "auto":
         crop = AUTO_CROP_ABOVE if max(height, width) > AUTO_CROP_ABOVE else 0
     return 0 if crop <= 0 or (crop >= height and crop >= width) else int(crop)
+
+
+def resolved_settings(relevant: dict, height: int, width: int) -> dict:
+    """``relevant`` settings (``result_relevant``) with ``minibatch.crop: auto`` replaced by the
+    side it means on a ``height`` x ``width`` canvas, so that runs are compared by what they
+    do: a run saved with ``crop: 0`` (the default before ``auto``) resumes on canvases where
+    ``auto`` means the whole canvas."""
+    minibatch = relevant.get("minibatch")
+    if not isinstance(minibatch, dict) or minibatch.get("crop") != "auto":
+        return relevant
+    crop = AUTO_CROP_ABOVE if max(height, width) > AUTO_CROP_ABOVE else 0
+    return {**relevant, "minibatch": {**minibatch, "crop": crop}}
 
 
 class LevelView:

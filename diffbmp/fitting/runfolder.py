@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -84,14 +84,19 @@ class RunFolder:
         for name in self.FOLDERS:
             shutil.rmtree(self.root / name, ignore_errors=True)
 
-    def prepare(self, relevant: dict[str, Any], *, resume: bool, force: bool) -> bool:
+    def prepare(self, relevant: dict[str, Any], *, resume: bool, force: bool,
+                resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> bool:
         """Check the folder against the run about to start; True when it is to be resumed.
 
         Args:
             relevant: the result-determining part of the new run's config.
             resume: continue the run in the folder (it must have a checkpoint and the same settings).
             force: replace whatever run the folder holds.
+            resolve: turns settings into what they mean for this run (``auto`` values
+                resolved), so that the saved and the new settings are compared by meaning.
         """
+        if resolve is not None:
+            relevant = resolve(relevant)
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"the output folder {str(self.root)!r} is a file; choose another --out")
         with writing(self.root):
@@ -104,6 +109,8 @@ class RunFolder:
             return False
         if resume:
             saved = self.saved_relevant()
+            if saved is not None and resolve is not None:
+                saved = resolve(saved)
             if not self.checkpoint.exists():
                 # Killed before its first checkpoint (or never started): nothing to continue,
                 # so the run starts over, provided it is the same run.

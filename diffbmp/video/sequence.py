@@ -31,6 +31,7 @@ from ..colour import colour_notes_to
 from ..config import FitConfig, config_from_dict, dump_config, result_relevant
 from ..errors import ConfigError, InputError, OutputError
 from ..fitting.checkpoints import damaged, reading
+from ..fitting.levels import resolved_settings
 from ..fitting.loop import Fitter, Regulariser, RegulariserInput, StepInfo
 from ..fitting.recording import to_uint8, write_animation, write_png
 from ..fitting.shapes import fit_constraints
@@ -475,7 +476,8 @@ def _run_video(config: FitConfig, folder: "VideoFolder | None", *, target: Any, 
 
     resuming = False
     if folder is not None:
-        resuming = folder.prepare(result_relevant(config), resume=resume, force=force)
+        resuming = folder.prepare(result_relevant(config), resume=resume, force=force,
+                                  resolve=lambda relevant: resolved_settings(relevant, clip.height, clip.width))
         folder.write_config(dump_config(config))
     sequence = _Sequence(config, clip, bank, weight_maps, masks, device=device, backend=backend, folder=folder,
                          psd_frames=psd_frames, say=say, progress=config.output.progress and not quiet, callback=callback)
