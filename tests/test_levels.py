@@ -171,3 +171,11 @@ def test_a_run_saved_before_automatic_crops_resumes_where_auto_means_the_same(tm
     (tmp_path / "config.yaml").write_text(config.replace("crop: auto", "crop: 16"))
     with pytest.raises(ConfigError, match="minibatch.crop"):
         fit("skimage:chelsea", ["circle"], out=tmp_path, resume=True, **options)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_levels_on_a_tiny_canvas_with_few_primitives(n):
+    result = fit("skimage:chelsea", ["circle"], n=n, steps=6, size=8, quiet=True, strategy="plain",
+                 levels={"scales": [0.25, 0.5, 1]})
+    assert len(result.scene) == n and len(result.history) == 6
+    assert all(math.isfinite(row["loss"]) for row in result.history)

@@ -795,7 +795,7 @@ class Fitter:
         if rules.every and done % rules.every == 0 and done < rules.until * steps and done < steps:
             self.prune(level)
         for stage, (start, count, size) in enumerate(self.stage_plan[1:], start=1):
-            if start != done:
+            if start != done or count <= 0:
                 continue
             if len(self.levels) > 1:
                 # A finer level: split the primitives over its error; any the split cannot
