@@ -87,6 +87,59 @@ DIFFBMP_LANES_INLINE void gather_texels(const T* texels, const LevelRef<T>& lv, 
 }
 #endif
 
+// The texels at (ix, iy + dy) and (ix + 1, iy + dy) of every lane, as `left` and `right`
+// channel vectors (zero outside the level or outside `live`, as texel by texel).
+#ifdef DIFFBMP_LANES_TRANSPOSE
+// float: a lane whose two texels both lie inside the level (all but those at the level's
+// border) loads them with one 32-byte load, and one 8x8 transpose of shuffles makes the
+// channel vectors: half the loads and bounds tests of fetching the texels one at a time.
+DIFFBMP_LANES_INLINE void gather_texel_pairs(const float* texels, const LevelRef<float>& lv, const Mask<float>& ix,
+                                             const Mask<float>& iy, int dy, const Mask<float>& live,
+                                             Vec<float> left[4], Vec<float> right[4]) {
+  Vec<float> t[8];  // lane l: the left texel's RGBA, then the right one's
+  for (int l = 0; l < 8; ++l) {
+    const int x = int(ix[l]), y = int(iy[l]) + dy;
+    const bool row = live[l] != 0 && y >= 0 && y < lv.height;
+    if (row && x >= 0 && x + 1 < lv.width) {
+      memcpy(&t[l], texels + 4 * (int64_t(lv.offset) + int64_t(y) * lv.width + x), 32);
+    } else {
+      memcpy(&t[l], texel_or_zero(texels, lv, x, y, row), 16);
+      memcpy(reinterpret_cast<char*>(&t[l]) + 16, texel_or_zero(texels, lv, x + 1, y, row), 16);
+    }
+  }
+  // Lane pairs, then lane quads, then all eight lanes of each of the eight channels.
+  Vec<float> a[8], b[8];
+  for (int p = 0; p < 4; ++p) {
+    a[p] = __builtin_shufflevector(t[2 * p], t[2 * p + 1], 0, 8, 1, 9, 2, 10, 3, 11);      // channels 0-3
+    a[4 + p] = __builtin_shufflevector(t[2 * p], t[2 * p + 1], 4, 12, 5, 13, 6, 14, 7, 15);  // channels 4-7
+  }
+  for (int h = 0; h < 2; ++h) {
+    for (int q = 0; q < 2; ++q) {
+      const Vec<float>& lo = a[4 * h + 2 * q];
+      const Vec<float>& hi = a[4 * h + 2 * q + 1];
+      b[4 * h + 2 * q] = __builtin_shufflevector(lo, hi, 0, 1, 8, 9, 2, 3, 10, 11);       // 2 channels x 4 lanes
+      b[4 * h + 2 * q + 1] = __builtin_shufflevector(lo, hi, 4, 5, 12, 13, 6, 7, 14, 15);
+    }
+  }
+  Vec<float>* out[8] = {&left[0], &left[1], &left[2], &left[3], &right[0], &right[1], &right[2], &right[3]};
+  for (int h = 0; h < 2; ++h) {
+    for (int k = 0; k < 2; ++k) {
+      const Vec<float>& first = b[4 * h + k];   // lanes 0-3 of channels 4h + 2k, 4h + 2k + 1
+      const Vec<float>& second = b[4 * h + 2 + k];  // lanes 4-7 of the same channels
+      *out[4 * h + 2 * k] = __builtin_shufflevector(first, second, 0, 1, 2, 3, 8, 9, 10, 11);
+      *out[4 * h + 2 * k + 1] = __builtin_shufflevector(first, second, 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+  }
+}
+#endif
+
+template <typename T>
+DIFFBMP_LANES_INLINE void gather_texel_pairs(const T* texels, const LevelRef<T>& lv, const Mask<T>& ix, const Mask<T>& iy,
+                                             int dy, const Mask<T>& live, Vec<T> left[4], Vec<T> right[4]) {
+  gather_texels(texels, lv, ix, iy, 0, dy, live, left);
+  gather_texels(texels, lv, ix, iy, 1, dy, live, right);
+}
+
 // Bilinear RGBA of one level (shapes.h, bilinear_level) for every lane in `live`.
 template <typename T, bool WithGrad>
 DIFFBMP_LANES_INLINE void bilinear_level_lanes(const T* texels, const LevelRef<T>& lv, const Vec<T>& u, const Vec<T>& v,
@@ -98,10 +151,8 @@ DIFFBMP_LANES_INLINE void bilinear_level_lanes(const T* texels, const LevelRef<T
   const Vec<T> ax = tx - fx0, ay = ty - fy0;
   const Mask<T> ix = __builtin_convertvector(fx0, Mask<T>), iy = __builtin_convertvector(fy0, Mask<T>);
   Vec<T> t00[4], t10[4], t01[4], t11[4];
-  gather_texels(texels, lv, ix, iy, 0, 0, live, t00);
-  gather_texels(texels, lv, ix, iy, 1, 0, live, t10);
-  gather_texels(texels, lv, ix, iy, 0, 1, live, t01);
-  gather_texels(texels, lv, ix, iy, 1, 1, live, t11);
+  gather_texel_pairs(texels, lv, ix, iy, 0, live, t00, t10);
+  gather_texel_pairs(texels, lv, ix, iy, 1, live, t01, t11);
   const T w = lv.weight;
   for (int c = 0; c < 4; ++c) {
     const Vec<T> top = t00[c] + (t10[c] - t00[c]) * ax;
