@@ -125,7 +125,12 @@ def build_psd(
     _write_document(buffer, scene, scale, blur=blur, group_by=group_by, group_size=group_size, transparent=transparent,
                     dpi=dpi, texture_size=texture_size, backend=backend)
     buffer.seek(0)
-    return PSD.read(buffer)
+    try:
+        from psd_tools.psd.parse_limits import ParseLimits
+    except ImportError:  # a psd-tools before parse limits
+        return PSD.read(buffer)
+    # Our own bytes: psd-tools' guard against hostile files would refuse 30,000 layers.
+    return PSD.read(buffer, parse_limits=ParseLimits(max_objects=None))
 
 
 def write_psd(

@@ -95,11 +95,16 @@ def level_index(plan: list[Level], step: int) -> int:
     return index
 
 
+def _auto_crop(height: int, width: int) -> int:
+    """What ``minibatch.crop: auto`` means on a ``height`` x ``width`` canvas."""
+    return AUTO_CROP_ABOVE if max(height, width) > AUTO_CROP_ABOVE else 0
+
+
 def crop_side(config: FitConfig, height: int, width: int) -> int:
     """Side of the random crop rendered per step on a ``height`` x ``width`` canvas (0: whole)."""
     crop = config.minibatch.crop
     if crop == "auto":
-        crop = AUTO_CROP_ABOVE if max(height, width) > AUTO_CROP_ABOVE else 0
+        crop = _auto_crop(height, width)
     return 0 if crop <= 0 or (crop >= height and crop >= width) else int(crop)
 
 
@@ -111,8 +116,7 @@ def resolved_settings(relevant: dict, height: int, width: int) -> dict:
     minibatch = relevant.get("minibatch")
     if not isinstance(minibatch, dict) or minibatch.get("crop") != "auto":
         return relevant
-    crop = AUTO_CROP_ABOVE if max(height, width) > AUTO_CROP_ABOVE else 0
-    return {**relevant, "minibatch": {**minibatch, "crop": crop}}
+    return {**relevant, "minibatch": {**minibatch, "crop": _auto_crop(height, width)}}
 
 
 class LevelView:
