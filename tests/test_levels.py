@@ -179,3 +179,26 @@ def test_levels_on_a_tiny_canvas_with_few_primitives(n):
                  levels={"scales": [0.25, 0.5, 1]})
     assert len(result.scene) == n and len(result.history) == 6
     assert all(math.isfinite(row["loss"]) for row in result.history)
+
+
+def test_wide_blurs_of_large_images_are_close_to_the_exact_ones(monkeypatch):
+    import diffbmp.init as init
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:300, 0:400].astype(np.float32)
+    smooth = np.stack([np.sin(x / 37.0) * np.cos(y / 23.0), x / 400.0, (y / 300.0) ** 2], axis=-1).astype(np.float32)
+    image = smooth + 0.05 * rng.standard_normal(smooth.shape).astype(np.float32)  # texture over structure
+    iy, ix = rng.integers(0, 300, 500), rng.integers(0, 400, 500)
+    for array in (image, image[..., 0].copy()):
+        for sigma in (0.5, 3.0, 8.0, 24.0, 64.0):
+            exact = init._blur(array, sigma)[iy, ix]
+            assert np.array_equal(init._blurred_at(array, sigma, iy, ix), exact)  # small images: exact
+            monkeypatch.setattr(init, "SHRINK_ABOVE_PIXELS", 1000)
+            shrunk = init._blurred_at(array, sigma, iy, ix)
+            monkeypatch.setattr(init, "SHRINK_ABOVE_PIXELS", 2048 * 2048)
+            assert shrunk.shape == exact.shape and shrunk.dtype == exact.dtype
+            if sigma < 4:
+                assert np.array_equal(shrunk, exact)
+            else:
+                # Within a few percent of the image's range (1 for the smooth structure).
+                assert np.abs(shrunk - exact).max() < 0.04, (sigma, np.abs(shrunk - exact).max())
