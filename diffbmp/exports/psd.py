@@ -25,7 +25,7 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Hashable
+from typing import BinaryIO, Hashable, Tuple, Union
 
 import numpy as np
 import torch
@@ -46,11 +46,13 @@ from psd_tools.psd.tagged_blocks import TaggedBlocks
 
 from ..colour import srgb_icc_profile
 from ..errors import InputError
+from ..params import PrimitiveParams
+from ..primitives import TextureBank
 from ..scene import Scene
 from .atomic import atomic_open
-from .raster import render_bands
 from .groups import GROUP_BY, LayerGroup, Node, group_layers, range_label
 from .layers import PrimitiveLayer, footprint_boxes, iter_layers, layer_boxes, painted_colours
+from .raster import render_bands
 from .selection import source_indices
 from .textures import bank_for_scale, hex_color, to_uint8
 
@@ -206,41 +208,51 @@ def _write_document(
         raise InputError(_too_many_layers(len(scene), records, group_size, transparent))
     header = FileHeader(version=_VERSION, channels=4 if transparent else 3, height=height, width=width, depth=_DEPTH,
                         color_mode=ColorMode.RGB)
-    names = [entry.name for entry in bank]
-    shape_ids = scene.shape_ids.tolist()
-    indices, total = source_indices(scene)
-    colours = painted_colours(params, scene.bank)
     with tempfile.TemporaryFile(dir=spill_folder, prefix=".diffbmp-layers.") as spill:
-        # Each layer is encoded as its page is drawn: its record kept, its pixels spilled.
-        encoded: list[tuple[bytes, int, int]] = [(b"", 0, 0)] * len(scene)
-        for layer in iter_layers(params, bank, height, width, blur=blur * scale, backend=backend):
-            n = layer.index
-            name = layer_name(indices[n], names[shape_ids[n]], total, hex_color(colours[n]))
-            record, data = _pixel_layer(layer, name)
-            start = spill.tell()
-            data.write(spill)
-            encoded[n] = (_record_bytes(record), start, spill.tell() - start)
-        pieces: list[tuple[bytes, bytes | tuple[int, int]]] = []  # record, then channel bytes or their place in spill
+        encoded = _spill_layers(scene, params, bank, height, width, blur * scale, backend, spill)
+        pieces: list[_Piece] = []
         if not transparent:
             pieces.append(_encoded_piece(*_background_layer(scene.background(), height, width)))
-
-        def add(node: Node) -> None:
-            if isinstance(node, LayerGroup):
-                pieces.append(_encoded_piece(*_divider("</Layer group>", SectionDivider.BOUNDING_SECTION_DIVIDER)))
-                for child in node.children:
-                    add(child)
-                pieces.append(_encoded_piece(*_divider(node.name, SectionDivider.CLOSED_FOLDER)))
-                return
-            record, start, length = encoded[node]
-            pieces.append((record, (start, length)))
-
-        for node in tree:
-            add(node)
+        _add_pieces(tree, encoded, pieces)
         header.write(fp)
         ColorModeData().write(fp)
         _image_resources(dpi).write(fp, "macroman")
         _write_layer_section(fp, pieces, spill, -len(pieces) if transparent else len(pieces))
     _merged_image(scene, scale, bank, header, transparent, blur, backend).write(fp)
+
+
+#: A layer record's bytes, then its channel data: bytes, or (offset, length) in the spill file.
+_Piece = Tuple[bytes, Union[bytes, Tuple[int, int]]]
+
+
+def _spill_layers(scene: Scene, params: PrimitiveParams, bank: TextureBank, height: int, width: int, blur: float,
+                  backend: str | None, spill: BinaryIO) -> list[tuple[bytes, int, int]]:
+    """Every primitive's layer record and the place of its channel data in ``spill``, by index:
+    each layer is encoded as soon as its atlas page is drawn, and its pixels are let go."""
+    names = [entry.name for entry in bank]
+    shape_ids = scene.shape_ids.tolist()
+    indices, total = source_indices(scene)
+    colours = painted_colours(params, scene.bank)
+    encoded: list[tuple[bytes, int, int]] = [(b"", 0, 0)] * len(scene)
+    for layer in iter_layers(params, bank, height, width, blur=blur, backend=backend):
+        n = layer.index
+        record, data = _pixel_layer(layer, layer_name(indices[n], names[shape_ids[n]], total, hex_color(colours[n])))
+        start = spill.tell()
+        data.write(spill)
+        encoded[n] = (_record_bytes(record), start, spill.tell() - start)
+    return encoded
+
+
+def _add_pieces(nodes: list[Node], encoded: list[tuple[bytes, int, int]], pieces: list[_Piece]) -> None:
+    """The records of ``nodes`` in file order: a group is its closing divider, its children, then its folder."""
+    for node in nodes:
+        if isinstance(node, LayerGroup):
+            pieces.append(_encoded_piece(*_divider("</Layer group>", SectionDivider.BOUNDING_SECTION_DIVIDER)))
+            _add_pieces(node.children, encoded, pieces)
+            pieces.append(_encoded_piece(*_divider(node.name, SectionDivider.CLOSED_FOLDER)))
+        else:
+            record, start, length = encoded[node]
+            pieces.append((record, (start, length)))
 
 
 def _too_many_layers(count: int, records: int, group_size: int, transparent: bool) -> str:
@@ -272,8 +284,7 @@ def _encoded_piece(record: LayerRecord, data: ChannelDataList) -> tuple[bytes, b
     return _record_bytes(record), buffer.getvalue()
 
 
-def _write_layer_section(fp: BinaryIO, pieces: list[tuple[bytes, bytes | tuple[int, int]]], spill: BinaryIO,
-                         layer_count: int) -> None:
+def _write_layer_section(fp: BinaryIO, pieces: list[_Piece], spill: BinaryIO, layer_count: int) -> None:
     """The layer and mask information section as psd-tools writes it: its length, the layer
     info (length, count, every record, then every layer's channel data, padded to 4 bytes),
     and an empty global layer mask; channel data stored in ``spill`` is copied from there."""
@@ -302,7 +313,7 @@ def _write_layer_section(fp: BinaryIO, pieces: list[tuple[bytes, bytes | tuple[i
     fp.write(mask_info.getvalue())
 
 
-def _merged_image(scene: Scene, scale: float, bank, header: FileHeader, transparent: bool, blur: float,
+def _merged_image(scene: Scene, scale: float, bank: TextureBank, header: FileHeader, transparent: bool, blur: float,
                   backend: str | None) -> ImageData:
     """The merged image every PSD carries (our own render), drawn band by band."""
     height, width = header.height, header.width
