@@ -197,7 +197,7 @@ def _write_document(
     scene.raster_size(scale)  # within what diffbmp renders at once
     fixed = 0 if transparent else 1  # the background's record
     if len(scene) + fixed > MAX_PSD_RECORDS:  # too many without counting groups: said before they are worked out
-        raise InputError(_too_many_layers(len(scene), len(scene) + fixed, group_size, transparent))
+        raise InputError(_too_many_layers(len(scene), len(scene) + fixed, group_size, transparent, grouped=False))
     bank = bank_for_scale(scene, scale, texture_size)
     params = scene.scaled_params(scale).map(lambda t: t.detach())
     with torch.no_grad():
@@ -205,7 +205,7 @@ def _write_document(
     tree = _layer_tree(scene, footprint_boxes(full, height, width), group_by, group_size)
     records = _record_count(tree) + fixed
     if records > MAX_PSD_RECORDS:
-        raise InputError(_too_many_layers(len(scene), records, group_size, transparent))
+        raise InputError(_too_many_layers(len(scene), records, group_size, transparent, grouped=True))
     header = FileHeader(version=_VERSION, channels=4 if transparent else 3, height=height, width=width, depth=_DEPTH,
                         color_mode=ColorMode.RGB)
     with tempfile.TemporaryFile(dir=spill_folder, prefix=".diffbmp-layers.") as spill:
@@ -255,15 +255,18 @@ def _add_pieces(nodes: list[Node], encoded: list[tuple[bytes, int, int]], pieces
             pieces.append((record, (start, length)))
 
 
-def _too_many_layers(count: int, records: int, group_size: int, transparent: bool) -> str:
-    """What to do about a scene of ``count`` primitives whose document needs ``records`` layer records."""
+def _too_many_layers(count: int, records: int, group_size: int, transparent: bool, grouped: bool) -> str:
+    """What to do about a scene of ``count`` primitives whose document needs ``records`` layer
+    records (at least that many when the groups are not ``grouped`` in yet)."""
     # Index runs of group_size cost two records per group: the largest part that fits.
     fixed = 0 if transparent else 1
     per_layer = 1 + (2 / group_size if group_size else 0)
     part = max(1, int((MAX_PSD_RECORDS - fixed - 2) / per_layer))
-    return (f"the scene has {count} primitives: with their groups that is {records} layers, more than the "
+    need = f"with their groups that is {records} layers" if grouped else f"that is at least {records} layers"
+    return (f"the scene has {count} primitives: {need}, more than the "
             f"{MAX_PSD_RECORDS} a PSD can hold (its layer count is a 16-bit number; Photoshop opens at most 8000); "
-            f"export it in parts of at most {part} primitives with --group-by none and --select (--select index=0-{part - 1}, "
+            f"export it in parts of at most {part} primitives (8000 for Photoshop) with --group-by none and --select "
+            f"(--select index=0-{part - 1}, "
             f"then index={part}-{min(2 * part, count) - 1} ...; select= in Python), or the whole painting as SVG or PNG")
 
 
