@@ -9,7 +9,7 @@ Two measurements, each in its own process so that its peak resident memory belon
    the defaults run it (coarse-to-fine levels at 1/4, 1/2 and the whole canvas, 2048-pixel
    crops where a level is larger): peak memory, seconds per step at each level, total time,
    the final PSNR and the run's outputs; then its exports in their own processes (a PNG at 2x,
-   and a PSD of the first 30,000 primitives, the most a PSD holds as layers), with time, peak
+   and a PSD of the first 30,000 primitives, near the 32,767 layers a PSD holds), with time, peak
    memory and size.
 
     python bench/bench_large.py                  # both; about 25 minutes on 2 cores
@@ -119,7 +119,7 @@ def fit_run(side: int, count: int, steps: int, folder: str) -> dict:
     result["outputs"] = {name: os.path.getsize(os.path.join(out, name)) for name in sorted(os.listdir(out))
                          if os.path.isfile(os.path.join(out, name)) and not name.startswith(".")}
     scene = os.path.join(out, "scene.npz")
-    part = 30000  # the most primitives a PSD holds as layers with index groups of 500 (32,767 records)
+    part = 30000  # near the most a PSD holds as layers with index groups of 500 (32,767 records)
     exports = [("png at 2x", ["--scale", "2", "-o", os.path.join(folder, "x2.png")]),
                (f"psd, primitives 0-{part - 1}", ["--select", f"index=0-{part - 1}", "--group-by", "none",
                                                   "-o", os.path.join(folder, "part.psd")])]
