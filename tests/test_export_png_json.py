@@ -219,16 +219,16 @@ def test_failed_write_leaves_nothing_behind(tmp_path, failure):
 
 
 def test_failed_export_keeps_the_previous_file(scene, tmp_path, monkeypatch):
-    from psd_tools.psd import PSD
+    import diffbmp.exports.psd as psd
 
     target = tmp_path / "scene.psd"
     target.write_bytes(b"previous export")
 
-    def write_half(self, handle, **kwargs):
-        handle.write(b"8BPS" + b"\0" * 1000)  # a truncated document ...
+    def write_half(handle, *args, **kwargs):
+        handle.write(b"\0" * 1000)  # a truncated document (its header is written already) ...
         raise KeyboardInterrupt  # ... then Ctrl-C
 
-    monkeypatch.setattr(PSD, "write", write_half)
+    monkeypatch.setattr(psd, "_write_layer_section", write_half)
     with pytest.raises(KeyboardInterrupt):
         export(scene, target)
     assert leftovers(tmp_path) == ["scene.psd"] and target.read_bytes() == b"previous export"
