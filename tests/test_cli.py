@@ -119,7 +119,9 @@ def test_one_line_form_paints_the_photo_and_writes_the_file_asked_for(photo, tmp
     assert f"target: {photo}" in saved and "steps: 3" in saved
 
 
-def test_one_line_form_refuses_an_unknown_output_before_fitting(photo, capsys):
+def test_one_line_form_refuses_an_output_it_cannot_write_before_fitting(photo, capsys):
+    assert main(["fit", str(photo), "-n", "40000", "-o", "painting.psd"]) == 2  # before any work
+    assert "40000 primitives are more layers than a PSD holds" in capsys.readouterr().err
     assert main(["fit", str(photo), "-o", "painting.tiff"]) == 2
     err = capsys.readouterr().err
     assert "-o painting.tiff" in err and ".psd" in err and ".svg" in err

@@ -180,6 +180,13 @@ def handle(args: argparse.Namespace) -> int:
         sys.stdout.write(dump_config(config))
         return 0
     written = output_file(args.output)
+    if written is not None and written[1] == "psd" and not config.budget.active:
+        from ..exports.psd import MAX_PSD_RECORDS
+
+        if config.n + 1 > MAX_PSD_RECORDS:  # said now, not after the fit
+            raise ConfigError(f"-o {args.output}: {config.n} primitives are more layers than a PSD holds ({MAX_PSD_RECORDS}, "
+                              "Photoshop opens 8000); write -o painting.svg or .png, and export parts of the scene as "
+                              "PSDs afterwards with `diffbmp export SCENE.npz --select index=0-7999 ...`")
     if written is not None:
         from ..video.sources import video_kind
 
