@@ -129,6 +129,9 @@ def test_bad_batch_arguments_fail_before_any_job(tmp_path, capsys):
     assert "unknown export format 'tiff'" in capsys.readouterr().err
     assert main(["batch", "default", "skimage:camera", "--out", str(tmp_path / "o"), "--set", "n=0"]) == 2
     assert "`n` = 0" in capsys.readouterr().err
+    assert main(["batch", "default", "skimage:camera", "--out", str(tmp_path / "o"), "--set", "n=40000",
+                 "--export", "psd"]) == 2
+    assert "40000 primitives are more layers than a PSD holds" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

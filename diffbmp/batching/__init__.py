@@ -97,7 +97,14 @@ def batch(
         raise ConfigError(f"unknown export format {', '.join(map(repr, unknown))}; choose from {', '.join(EXPORT_FORMATS)}")
     if retries < 0 or threads < 1 or (workers is not None and workers < 1):
         raise ConfigError("retries must be 0 or more, and threads and workers 1 or more")
-    load_config(recipe, list(overrides))  # a bad recipe or key is reported once, before any job starts
+    config = load_config(recipe, list(overrides))  # a bad recipe or key is reported once, before any job starts
+    if "psd" in exports and not config.budget.active:
+        from ..exports.psd import MAX_PSD_RECORDS
+
+        if config.n + 1 > MAX_PSD_RECORDS:
+            raise ConfigError(f"{config.n} primitives are more layers than a PSD holds ({MAX_PSD_RECORDS}, Photoshop "
+                              "opens 8000); export svg or png, and parts of a scene as PSDs with `diffbmp export "
+                              "SCENE.npz --select index=0-7999 ...`")
     out = Path(out).expanduser()
     jobs = collect_jobs([os.fspath(i) for i in inputs], out, recipe=recipe, overrides=overrides, exports=exports,
                         threads=threads)
