@@ -207,11 +207,10 @@ def iter_layers(
     def layer(n: int, pixels: np.ndarray) -> PrimitiveLayer:
         return PrimitiveLayer(index=n, left=int(boxes[n, 0]), top=int(boxes[n, 1]), rgba=pixels, opacity=int(opacity[n]))
 
-    drawn_any = np.zeros(count, dtype=bool)
-    for job in jobs:
-        drawn_any[job.index] = True
-    for n in np.flatnonzero(~drawn_any):  # wholly outside the canvas and its margin
-        yield layer(int(n), np.zeros((0, 0, 4), dtype=np.uint8))
+    placed = {job.index for job in jobs}
+    for n in range(count):
+        if n not in placed:  # wholly outside the canvas and its margin: an empty layer
+            yield layer(n, np.zeros((0, 0, 4), dtype=np.uint8))
     with torch.no_grad():
         drawn = params.map(lambda t: t.detach())
         drawn.opacities = torch.as_tensor(drawn_opacity, dtype=params.dtype, device=params.device)
