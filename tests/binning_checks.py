@@ -4,6 +4,7 @@ tests/test_cuda.py and bench/cuda_probe.py."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -134,6 +135,19 @@ def reference_disagreements(b: Binning, params: PrimitiveParams, bank: TextureBa
     return int((must & ~member).sum()), int((member & ~may).sum())
 
 
+def huge_params(n_huge: int, n_small: int, height: int, width: int, *, seed: int) -> PrimitiveParams:
+    """``n_huge`` primitives from a fifth of the canvas to three times its size (a quarter at 45
+    degrees, some centred off the canvas), painted among ``n_small`` small ones: primitives whose
+    bounding boxes span thousands of tiles."""
+    big = random_params(n_huge, height, width, seed=seed, scale_range=(0.1 * max(height, width), 1.5 * max(height, width)),
+                        margin=0.3 * max(height, width))
+    big.rotations[::4] = math.pi / 4
+    small = random_params(n_small, height, width, seed=seed + 1, scale_range=(1.0, 30.0))
+    fields = ("means", "rotations", "scales", "colors", "opacities", "shape_ids", "beta")
+    mixed = PrimitiveParams(**{f: torch.cat([getattr(big, f), getattr(small, f)]) for f in fields})
+    return mixed.select(torch.randperm(n_huge + n_small, generator=torch.Generator().manual_seed(seed)))
+
+
 def stress_scenes(bank, quick: bool = False):
     """(name, params, height, width, blur): random, stroke-painting and tile-grazing float32 scenes."""
     shape_ids = tuple(range(len(bank)))
@@ -146,15 +160,16 @@ def stress_scenes(bank, quick: bool = False):
         yield f"random {seed}", random_params(800, 97, 130, seed=seed, scale_range=(0.05, 90.0)), 97, 130, 1.0
 
 
-def check_skewed_binning(module, bank, device: str = "cpu") -> None:
-    """Counts made to disagree with the writing walk (count_skew) against the true lists."""
-    params = random_params(300, 70, 90, seed=5, scale_range=(2.0, 40.0))
+def check_skewed_binning(module, bank, device: str = "cpu", scene: tuple[PrimitiveParams, int, int] | None = None) -> None:
+    """Counts made to disagree with the writing walk (count_skew) against the true lists, on
+    ``scene`` (params, height, width) or 300 random primitives on 70x90."""
+    params, height, width = scene or (random_params(300, 70, 90, seed=5, scale_range=(2.0, 40.0)), 70, 90)
     n = len(params)
-    true = run_binning(module, params, bank, 70, 90, 0.5, device)
+    true = run_binning(module, params, bank, height, width, 0.5, device)
     counted = true.prim_start[1:] - true.prim_start[:-1]
     skew = torch.randint(-1, 2, (n,), generator=torch.Generator().manual_seed(0))
     skew[counted == 0] = skew[counted == 0].clamp(min=0)  # a count cannot go below zero
-    skewed = run_binning(module, params, bank, 70, 90, 0.5, device, count_skew=skew)
+    skewed = run_binning(module, params, bank, height, width, 0.5, device, count_skew=skew)
     assert skewed.mismatches == int((skew != 0).sum())
     assert torch.equal(skewed.prim_start[1:] - skewed.prim_start[:-1], counted + skew)
     assert not invariant_violations(skewed, n), invariant_violations(skewed, n)

@@ -11,6 +11,9 @@ into the slots the count gave it (docs/architecture.md, "Binning"). Here:
 3. Counts made to disagree with the writing walk (``count_skew``) never write outside a
    primitive's slots: surplus slots hold a sentinel that lies in no tile, and a short count
    drops the primitive's last tiles and nothing else.
+4. Primitives over thousands of tiles (walked in bands of rows on the cpu backend) are listed
+   where the reference says, each primitive's pairs come out in row-major order, and the lists
+   and gradients are the same for any number of threads (the sort runs in chunks).
 
 tests/test_cuda.py runs 2 and 3 on the cuda kernels (on a GPU, or emulated on the host).
 """
@@ -28,7 +31,8 @@ import torch
 
 from diffbmp import _build_spec
 from diffbmp._backend import native_module
-from binning_checks import check_skewed_binning, invariant_violations, reference_disagreements, run_binning, stress_scenes
+from binning_checks import (Binning, check_skewed_binning, huge_params, invariant_violations, native_inputs,
+                            reference_disagreements, run_binning, stress_scenes)
 from scenes import grazing_params, make_bank, random_params, strokes_params
 from nvcc_check import NVCC, needs_nvcc
 
@@ -140,3 +144,64 @@ def test_bin_pairs_rejects_a_skew_of_the_wrong_shape(bank):
     params = random_params(5, 20, 20, seed=1)
     with pytest.raises(RuntimeError, match=r"count_skew has shape \[4\], expected size 5"):
         native_module("cpu").bin_pairs(native_inputs(params, bank), 20, 20, 0.0, torch.zeros(4, dtype=torch.long))
+
+
+# -- 4. primitives over thousands of tiles, and the sort in chunks ----------------------------
+# The cpu backend walks a primitive whose bounding box spans more than a thousand tiles in bands
+# of tile rows on several threads, and sorts a long pair list in chunks, one per thread.
+
+
+def test_huge_primitives_are_listed_in_every_tile_they_touch(bank):
+    module = native_module("cpu")
+    for seed, (height, width) in enumerate(((1000, 1040), (1024, 1024), (600, 2000))):
+        params = huge_params(40, 0, height, width, seed=seed)
+        b = run_binning(module, params, bank, height, width, 0.5)
+        assert b.mismatches == 0 and not invariant_violations(b, len(params)), invariant_violations(b, len(params))
+        missing, extra = reference_disagreements(b, params, bank, height, width, 0.5)
+        assert missing == 0 and extra == 0, f"{height}x{width}: {missing} pairs missing and {extra} extra"
+        assert int(b.tile_start[-1]) > 40 * 1000, "the scene should hold primitives over a thousand tiles"
+
+
+def test_each_primitive_emits_its_pairs_in_row_major_order(bank):
+    # The per-primitive gradient sums its pairs in emission order, which must not depend on
+    # how a primitive's walk was cut into bands.
+    module = native_module("cpu")
+    params = huge_params(30, 500, 1000, 1040, seed=3)
+    saved = module.composite_forward(native_inputs(params, bank), 1000, 1040, 0.5)
+    tile_start, pair_slot, prim_start = saved[4], saved[6], saved[7]
+    b = Binning(tile_start, saved[5], prim_start, 0)
+    listed = int(tile_start[-1])
+    tile_by_slot = torch.full((pair_slot.numel(),), -1, dtype=torch.long)
+    tile_by_slot[pair_slot[:listed]] = b.tile_of_entries()
+    for i in range(len(params)):
+        tiles = tile_by_slot[int(prim_start[i]):int(prim_start[i + 1])]
+        assert bool((tiles[1:] > tiles[:-1]).all()), f"primitive {i}'s pairs are not in row-major tile order"
+
+
+def test_skewed_counts_of_huge_primitives_stay_inside_their_slots(bank):
+    check_skewed_binning(native_module("cpu"), bank, scene=(huge_params(30, 200, 800, 900, seed=4), 800, 900))
+
+
+def test_binning_and_gradients_do_not_depend_on_the_number_of_threads(bank):
+    # Over 200,000 pairs: the sort runs in as many chunks as threads.
+    module = native_module("cpu")
+    params = huge_params(100, 3000, 1000, 1040, seed=5)
+    inputs = native_inputs(params, bank)
+    grad_colour = torch.rand(1000, 1040, 3, generator=torch.Generator().manual_seed(0))
+    grad_alpha = torch.rand(1000, 1040, generator=torch.Generator().manual_seed(1))
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            saved = module.composite_forward(inputs, 1000, 1040, 0.5)
+            grads = module.composite_backward(inputs, 1000, 1040, 0.5, grad_colour, grad_alpha, saved)
+            results.append((saved, grads))
+    finally:
+        torch.set_num_threads(before)
+    assert results[0][0][5].numel() > 3 * 65536, "the pair list should be long enough to sort in three chunks"
+    first_saved, first_grads = results[0]
+    for saved, grads in results[1:]:
+        for a, b in zip(first_saved, saved):
+            assert torch.equal(a, b)
+        assert torch.equal(first_grads, grads)

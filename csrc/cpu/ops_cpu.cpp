@@ -45,13 +45,15 @@ int64_t bin(const cpu::SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, a
             at::Tensor& tile_start, at::Tensor& sorted_prim, at::Tensor& pair_slot,
             const at::Tensor& count_skew = at::Tensor()) {
   const auto lopts = prim_start.options();
-  const int64_t pairs = cpu::count_pairs(s, geoms, prim_start.data_ptr<int64_t>(),
-                                         count_skew.defined() ? count_skew.data_ptr<int64_t>() : nullptr);
+  int64_t* starts = prim_start.data_ptr<int64_t>();
+  cpu::TileWalks walks =
+      cpu::count_pairs(s, geoms, starts, count_skew.defined() ? count_skew.data_ptr<int64_t>() : nullptr);
+  const int64_t pairs = starts[s.n];
   tile_start = at::empty({s.num_tiles() + 1}, lopts);
   sorted_prim = at::empty({pairs}, lopts.dtype(at::kInt));
   pair_slot = at::empty({pairs}, lopts);
-  return cpu::bin_pairs(s, geoms, prim_start.data_ptr<int64_t>(), tile_start.data_ptr<int64_t>(),
-                        sorted_prim.data_ptr<int32_t>(), pair_slot.data_ptr<int64_t>());
+  return cpu::bin_pairs(s, geoms, walks, starts, tile_start.data_ptr<int64_t>(), sorted_prim.data_ptr<int32_t>(),
+                        pair_slot.data_ptr<int64_t>());
 }
 
 }  // namespace
@@ -94,7 +96,7 @@ at::Tensor composite_backward_cpu(const CompositeInputs& in, const at::Tensor& g
   const at::Tensor &colour = saved[0], &t_final = saved[2], &count = saved[3], &tile_start = saved[4],
                    &sorted_prim = saved[5], &pair_slot = saved[6], &prim_start = saved[7];
   const int64_t n = in.means.size(0);
-  at::Tensor pair_grads = at::zeros({sorted_prim.size(0), int64_t(GRAD_SLOTS)}, in.means.options());
+  at::Tensor pair_grads = at::empty({sorted_prim.size(0), int64_t(GRAD_SLOTS)}, in.means.options());
   at::Tensor grads = at::empty({n, int64_t(GRAD_SLOTS)}, in.means.options());
   AT_DISPATCH_FLOATING_TYPES(dtype, "composite_backward_cpu", [&] {
     const cpu::SceneView<scalar_t> s(scene_inputs<scalar_t>(in));
@@ -102,7 +104,8 @@ at::Tensor composite_backward_cpu(const CompositeInputs& in, const at::Tensor& g
     cpu::backward_tiles(s, geoms, tile_start.data_ptr<int64_t>(), sorted_prim.data_ptr<int32_t>(),
                         pair_slot.data_ptr<int64_t>(), grad_colour.data_ptr<scalar_t>(),
                         grad_alpha.data_ptr<scalar_t>(), colour.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(),
-                        count.data_ptr<int32_t>(), pair_grads.data_ptr<scalar_t>(), pixel_path_setting.load());
+                        count.data_ptr<int32_t>(), sorted_prim.size(0), pair_grads.data_ptr<scalar_t>(),
+                        pixel_path_setting.load());
     cpu::reduce_pair_grads(n, prim_start.data_ptr<int64_t>(), pair_grads.data_ptr<scalar_t>(),
                            grads.data_ptr<scalar_t>());
   });

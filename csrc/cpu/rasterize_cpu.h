@@ -104,54 +104,178 @@ std::vector<PrimGeom<T>> prepare_all(const SceneView<T>& s) {
   return geoms;
 }
 
-// Step 1 of binning: prim_start[n + 1] - prim_start[n] is the number of tiles of primitive n
-// (plus skew[n], floored at 0, where tests pass a skew to make the writing walk disagree).
-template <typename T>
-int64_t count_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, int64_t* prim_start,
-                    const int64_t* skew = nullptr) {
-  std::vector<int64_t> counts(s.n);
-  at::parallel_for(0, s.n, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      counts[i] = std::max<int64_t>(0, count_tiles(geoms[i], s.height, s.width) + (skew ? skew[i] : 0));
+// Runs body(begin, end) over [0, count) in blocks of `block` handed out one at a time from a
+// shared counter, so that a few heavy blocks never leave the other threads idle (at::parallel_for
+// splits a range into equal parts up front). Each block is done by one thread.
+template <typename F>
+inline void for_each_block(int64_t count, int64_t block, const F& body) {
+  if (count <= 0) return;
+  const int64_t blocks = (count + block - 1) / block;
+  std::atomic<int64_t> next(0);
+  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), blocks));
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+    for (int64_t b = next.fetch_add(1); b < blocks; b = next.fetch_add(1))
+      body(b * block, std::min(count, (b + 1) * block));
   });
-  prim_start[0] = 0;
-  for (int64_t i = 0; i < s.n; ++i) prim_start[i + 1] = prim_start[i] + counts[i];
-  return prim_start[s.n];
 }
 
-// Step 2: every primitive writes its pairs into its counted slots (binning.h, write_pairs),
-// then a counting sort by tile keeps painting order inside every tile. pair_slot[p] is the
+// Binning walks a primitive's tiles in bands of whole tile rows: one band for most primitives;
+// a primitive whose bounding box spans more than WALK_BAND_TILES tiles is cut into bands of about
+// that many, walked by whichever threads are free, so a canvas-sized primitive (65,536 tiles
+// at 4096 px) does not hold up the others. A primitive's bands follow each other and each writes
+// its tiles in row-major order, so its pairs come out in the order of one whole walk.
+constexpr int64_t WALK_BAND_TILES = 1024;
+constexpr int64_t WALK_BLOCK = 64;  // bands handed out at a time
+
+struct TileBand {
+  int32_t prim, row0, row1;  // tile rows row0 .. row1 of primitive prim's bounding box
+};
+
+// The bands of a call, what the counting walk found in each, and (after count_pairs) each band's
+// slots: a primitive's slots split between its bands in order, the last band taking any slots
+// a count_skew added, and bands beyond a shortened count getting none.
+struct TileWalks {
+  std::vector<TileBand> bands;
+  std::vector<int64_t> first_band;  // [n + 1]: primitive i's bands are first_band[i] .. first_band[i + 1] - 1
+  std::vector<int64_t> found;       // [bands]: tiles found by the band's walk
+  std::vector<int64_t> slot_begin, slot_end;  // [bands]
+};
+
+template <typename T>
+TileWalks plan_walks(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms) {
+  TileWalks w;
+  w.first_band.resize(s.n + 1);
+  w.bands.reserve(s.n);
+  for (int64_t i = 0; i < s.n; ++i) {
+    w.first_band[i] = int64_t(w.bands.size());
+    const PrimGeom<T>& g = geoms[i];
+    if (is_culled(g)) {
+      w.bands.push_back(TileBand{int32_t(i), 0, -1});  // no rows: no tiles
+      continue;
+    }
+    const int row0 = g.y0 / TILE_SIZE, row1 = g.y1 / TILE_SIZE;
+    const int64_t rows = row1 - row0 + 1, box_tiles = rows * (g.x1 / TILE_SIZE - g.x0 / TILE_SIZE + 1);
+    const int64_t bands = std::min(rows, (box_tiles + WALK_BAND_TILES - 1) / WALK_BAND_TILES);
+    const int64_t rows_per_band = (rows + bands - 1) / bands;
+    for (int64_t r = row0; r <= row1; r += rows_per_band)
+      w.bands.push_back(TileBand{int32_t(i), int32_t(r), int32_t(std::min<int64_t>(row1, r + rows_per_band - 1))});
+  }
+  w.first_band[s.n] = int64_t(w.bands.size());
+  w.found.assign(w.bands.size(), 0);
+  return w;
+}
+
+// Step 1 of binning: prim_start[n + 1] - prim_start[n] is the number of tiles of primitive n
+// (plus skew[n], floored at 0, where tests pass a skew to make the writing walk disagree).
+// Returns the walks bin_pairs makes.
+template <typename T>
+TileWalks count_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, int64_t* prim_start,
+                      const int64_t* skew = nullptr) {
+  TileWalks w = plan_walks(s, geoms);
+  const int64_t num_bands = int64_t(w.bands.size());
+  for_each_block(num_bands, WALK_BLOCK, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const TileBand& band = w.bands[b];
+      int64_t count = 0;
+      visit_tile_rows(geoms[band.prim], s.height, s.width, band.row0, band.row1, [&](int64_t) { ++count; });
+      w.found[b] = count;
+    }
+  });
+  w.slot_begin.resize(num_bands);
+  w.slot_end.resize(num_bands);
+  prim_start[0] = 0;
+  for (int64_t i = 0; i < s.n; ++i) {
+    int64_t tiles = 0;
+    for (int64_t b = w.first_band[i]; b < w.first_band[i + 1]; ++b) tiles += w.found[b];
+    const int64_t begin = prim_start[i], end = begin + std::max<int64_t>(0, tiles + (skew ? skew[i] : 0));
+    prim_start[i + 1] = end;
+    int64_t at = begin;
+    for (int64_t b = w.first_band[i]; b < w.first_band[i + 1]; ++b) {
+      w.slot_begin[b] = at;
+      at = std::min(end, at + w.found[b]);
+      w.slot_end[b] = b + 1 < w.first_band[i + 1] ? at : end;
+    }
+  }
+  return w;
+}
+
+// Pairs per chunk of the parallel counting sort, at least; and its chunks' histograms may not
+// hold more counts than there are pairs.
+constexpr int64_t SORT_CHUNK_PAIRS = int64_t(1) << 16;
+
+// Step 2: every band writes its pairs into its slots (binning.h, write_tile_rows), then a
+// stable counting sort by tile keeps painting order inside every tile. pair_slot[p] is the
 // emission index of sorted pair p. Slots the writing walk left over hold the sentinel tile
 // num_tiles and sort after the last tile, outside every tile's range. Returns the number of
 // primitives whose two walks disagreed: zero wherever the build keeps the tile test exact.
+//
+// The sort runs on chunks of the emitted pairs in parallel: each chunk counts its pairs per
+// tile, a prefix over (tile, chunk) gives every chunk its first place in every tile, and each
+// chunk scatters its pairs in order. The result is the serial sort's for any number of chunks.
 template <typename T>
-int64_t bin_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* prim_start,
-                  int64_t* tile_start, int32_t* sorted_prim, int64_t* pair_slot) {
+int64_t bin_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const TileWalks& w,
+                  const int64_t* prim_start, int64_t* tile_start, int32_t* sorted_prim, int64_t* pair_slot) {
   const int64_t num_tiles = s.num_tiles();
   const int64_t total = prim_start[s.n];
   std::vector<int32_t> pair_tile(total);
-  std::atomic<int64_t> mismatches(0);
-  at::parallel_for(0, s.n, 256, [&](int64_t begin, int64_t end) {
-    int64_t disagreed = 0;
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t found = write_pairs(geoms[i], s.height, s.width, prim_start[i], prim_start[i + 1], num_tiles,
-                                        [&](int64_t slot, int64_t tile) { pair_tile[slot] = int32_t(tile); });
-      disagreed += found != prim_start[i + 1] - prim_start[i];
+  std::vector<int64_t> written(w.bands.size());
+  for_each_block(int64_t(w.bands.size()), WALK_BLOCK, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const TileBand& band = w.bands[b];
+      written[b] = write_tile_rows(geoms[band.prim], s.height, s.width, band.row0, band.row1, w.slot_begin[b],
+                                   w.slot_end[b], num_tiles,
+                                   [&](int64_t slot, int64_t tile) { pair_tile[slot] = int32_t(tile); });
     }
-    mismatches += disagreed;
   });
-  // Buckets 0 .. num_tiles - 1 are the tiles, bucket num_tiles the sentinels.
-  std::vector<int64_t> cursor(num_tiles + 2, 0);
-  for (int64_t p = 0; p < total; ++p) ++cursor[pair_tile[p] + 1];
-  for (int64_t t = 0; t <= num_tiles; ++t) cursor[t + 1] += cursor[t];
-  std::copy(cursor.begin(), cursor.begin() + num_tiles + 1, tile_start);
+  int64_t mismatches = 0;
   for (int64_t i = 0; i < s.n; ++i) {
-    for (int64_t p = prim_start[i]; p < prim_start[i + 1]; ++p) {
-      int64_t at = cursor[pair_tile[p]]++;
-      sorted_prim[at] = int32_t(i);
-      pair_slot[at] = p;
-    }
+    int64_t tiles = 0;
+    for (int64_t b = w.first_band[i]; b < w.first_band[i + 1]; ++b) tiles += written[b];
+    mismatches += tiles != prim_start[i + 1] - prim_start[i];
   }
+
+  // Buckets 0 .. num_tiles - 1 are the tiles, bucket num_tiles the sentinels.
+  const int64_t buckets = num_tiles + 1;
+  const int64_t chunks = std::max<int64_t>(
+      1, std::min<int64_t>({int64_t(at::get_num_threads()), total / SORT_CHUNK_PAIRS, total / buckets}));
+  const int64_t chunk_pairs = (total + chunks - 1) / chunks;
+  std::vector<int64_t> place(chunks * buckets, 0);  // counts, then each chunk's next place per bucket
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      int64_t* counts = place.data() + c * buckets;
+      for (int64_t p = c * chunk_pairs; p < std::min(total, (c + 1) * chunk_pairs); ++p) ++counts[pair_tile[p]];
+    }
+  });
+  tile_start[0] = 0;
+  for (int64_t t = 0; t < num_tiles; ++t) {
+    int64_t in_tile = 0;
+    for (int64_t c = 0; c < chunks; ++c) in_tile += place[c * buckets + t];
+    tile_start[t + 1] = tile_start[t] + in_tile;
+  }
+  at::parallel_for(0, buckets, 4096, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      int64_t next = tile_start[t];
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t count = place[c * buckets + t];
+        place[c * buckets + t] = next;
+        next += count;
+      }
+    }
+  });
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      int64_t* next = place.data() + c * buckets;
+      const int64_t p0 = c * chunk_pairs, p1 = std::min(total, p0 + chunk_pairs);
+      // The primitive of pair p0: the last whose slots start at or before it.
+      int64_t i = std::upper_bound(prim_start, prim_start + s.n + 1, p0) - prim_start - 1;
+      for (int64_t p = p0; p < p1; ++p) {
+        while (p >= prim_start[i + 1]) ++i;
+        const int64_t at = next[pair_tile[p]]++;
+        sorted_prim[at] = int32_t(i);
+        pair_slot[at] = p;
+      }
+    }
+  });
   return mismatches;
 }
 
@@ -307,7 +431,13 @@ void forward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms,
 
 // Step 4: front to back again, rebuilding each pixel's transmittance exactly as the forward
 // pass did; every (tile, primitive) pair writes its own gradient row, so the result does not
-// depend on the number of threads. pair_grads: [P, GRAD_SLOTS], zero on entry.
+// depend on the number of threads. pair_grads: [P, GRAD_SLOTS], uninitialised on entry: the
+// pairs no pixel reached write zero rows, so the rows are written once and read once.
+template <typename T>
+inline void zero_pair_rows(const int64_t* pair_slot, int64_t first, int64_t last, T* pair_grads) {
+  for (int64_t p = first; p < last; ++p) std::fill_n(pair_grads + pair_slot[p] * GRAD_SLOTS, GRAD_SLOTS, T(0));
+}
+
 template <typename T>
 void backward_tile_scalar(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
                           const int32_t* sorted_prim, const int64_t* pair_slot, const T* grad_colour,
@@ -337,7 +467,10 @@ void backward_tile_scalar(const SceneView<T>& s, const std::vector<PrimGeom<T>>&
     const int32_t prim = sorted_prim[pair];
     const PrimGeom<T>& g = geoms[prim];
     const Rect r = clip_to_tile(g, box);
-    if (r.empty()) continue;
+    if (r.empty()) {
+      zero_pair_rows(pair_slot, pair, pair + 1, pair_grads);
+      continue;
+    }
     const PrimLook<T> look = s.look(prim);
     T grad[GRAD_SLOTS] = {};
     for (int y = r.y0; y <= r.y1; ++y) {
@@ -351,6 +484,7 @@ void backward_tile_scalar(const SceneView<T>& s, const std::vector<PrimGeom<T>>&
     T* out = pair_grads + pair_slot[pair] * GRAD_SLOTS;
     for (int q = 0; q < GRAD_SLOTS; ++q) out[q] = grad[q];
   }
+  zero_pair_rows(pair_slot, tile_start[tile], end - longest, pair_grads);  // behind every pixel's last entry
 }
 
 #ifdef DIFFBMP_CPU_LANES
@@ -401,7 +535,10 @@ void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
       prefetch_texels(next, s.texels, rn.x0, rn.x1, rn.y0, rn.y1);
     }
     const Rect r = clip_to_tile(g, box);
-    if (r.empty()) continue;
+    if (r.empty()) {
+      zero_pair_rows(pair_slot, pair, pair + 1, pair_grads);
+      continue;
+    }
     const PrimLook<T> look = s.look(prim);
     Vec<T> grad[GRAD_SLOTS];
     for (int q = 0; q < GRAD_SLOTS; ++q) grad[q] = Vec<T>{};
@@ -419,6 +556,7 @@ void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
     T* out = pair_grads + pair_slot[pair] * GRAD_SLOTS;
     for (int q = 0; q < GRAD_SLOTS; ++q) out[q] = sum_lanes<T>(grad[q]);
   }
+  zero_pair_rows(pair_slot, tile_start[tile], end - longest, pair_grads);  // behind every pixel's last entry
 }
 
 #endif  // DIFFBMP_CPU_LANES
@@ -426,8 +564,10 @@ void backward_tile_lanes(const SceneView<T>& s, const std::vector<PrimGeom<T>>& 
 template <typename T>
 void backward_tiles(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, const int64_t* tile_start,
                     const int32_t* sorted_prim, const int64_t* pair_slot, const T* grad_colour, const T* grad_alpha,
-                    const T* colour, const T* t_final, const int32_t* count, T* pair_grads,
+                    const T* colour, const T* t_final, const int32_t* count, int64_t num_pairs, T* pair_grads,
                     PixelPath path) {
+  // The sentinel pairs (binning.h) lie in no tile: their rows are zero.
+  zero_pair_rows(pair_slot, tile_start[s.num_tiles()], num_pairs, pair_grads);
   for_each_tile(s.num_tiles(), s.tiles_x(), [&](int64_t tile) {
 #ifdef DIFFBMP_CPU_LANES
     if (path == PixelPath::lanes)
