@@ -239,41 +239,38 @@ int64_t bin_pairs(const SceneView<T>& s, const std::vector<PrimGeom<T>>& geoms, 
   const int64_t chunks = std::max<int64_t>(
       1, std::min<int64_t>({int64_t(at::get_num_threads()), total / SORT_CHUNK_PAIRS, total / buckets}));
   const int64_t chunk_pairs = (total + chunks - 1) / chunks;
+  // One chunk runs on the calling thread: waking the others costs more than a short list's sort.
+  const auto for_each_chunk = [&](const auto& body) {
+    if (chunks == 1) return body(0);
+    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) body(c);
+    });
+  };
   std::vector<int64_t> place(chunks * buckets, 0);  // counts, then each chunk's next place per bucket
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      int64_t* counts = place.data() + c * buckets;
-      for (int64_t p = c * chunk_pairs; p < std::min(total, (c + 1) * chunk_pairs); ++p) ++counts[pair_tile[p]];
-    }
+  for_each_chunk([&](int64_t c) {
+    int64_t* counts = place.data() + c * buckets;
+    for (int64_t p = c * chunk_pairs; p < std::min(total, (c + 1) * chunk_pairs); ++p) ++counts[pair_tile[p]];
   });
-  tile_start[0] = 0;
-  for (int64_t t = 0; t < num_tiles; ++t) {
-    int64_t in_tile = 0;
-    for (int64_t c = 0; c < chunks; ++c) in_tile += place[c * buckets + t];
-    tile_start[t + 1] = tile_start[t] + in_tile;
+  // Each chunk's first place in each bucket: the bucket's start plus what earlier chunks put there.
+  int64_t next = 0;
+  for (int64_t t = 0; t < buckets; ++t) {
+    tile_start[t] = next;  // t = num_tiles: where the sentinels start
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t count = place[c * buckets + t];
+      place[c * buckets + t] = next;
+      next += count;
+    }
   }
-  at::parallel_for(0, buckets, 4096, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      int64_t next = tile_start[t];
-      for (int64_t c = 0; c < chunks; ++c) {
-        const int64_t count = place[c * buckets + t];
-        place[c * buckets + t] = next;
-        next += count;
-      }
-    }
-  });
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      int64_t* next = place.data() + c * buckets;
-      const int64_t p0 = c * chunk_pairs, p1 = std::min(total, p0 + chunk_pairs);
-      // The primitive of pair p0: the last whose slots start at or before it.
-      int64_t i = std::upper_bound(prim_start, prim_start + s.n + 1, p0) - prim_start - 1;
-      for (int64_t p = p0; p < p1; ++p) {
-        while (p >= prim_start[i + 1]) ++i;
-        const int64_t at = next[pair_tile[p]]++;
-        sorted_prim[at] = int32_t(i);
-        pair_slot[at] = p;
-      }
+  for_each_chunk([&](int64_t c) {
+    int64_t* cursor = place.data() + c * buckets;
+    const int64_t p0 = c * chunk_pairs, p1 = std::min(total, p0 + chunk_pairs);
+    // The primitive of pair p0: the last whose slots start at or before it.
+    int64_t i = std::upper_bound(prim_start, prim_start + s.n + 1, p0) - prim_start - 1;
+    for (int64_t p = p0; p < p1; ++p) {
+      while (p >= prim_start[i + 1]) ++i;
+      const int64_t at = cursor[pair_tile[p]]++;
+      sorted_prim[at] = int32_t(i);
+      pair_slot[at] = p;
     }
   });
   return mismatches;
