@@ -23,11 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -97,19 +95,6 @@ def run_worker(spec: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def checkout(revision: str) -> tuple[str, str]:
-    """(short hash, worktree path) of ``revision`` checked out in a temporary worktree."""
-    resolved = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", revision], capture_output=True, text=True)
-    if resolved.returncode != 0:
-        sys.exit(f"--compare: {revision!r} is not a revision of {ROOT}: {resolved.stderr.strip()}")
-    short = resolved.stdout.strip()
-    worktree = tempfile.mkdtemp(prefix="diffbmp-binning.")
-    added = subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", worktree, short], capture_output=True, text=True)
-    if added.returncode != 0:
-        sys.exit(f"--compare: could not check out {short}: {added.stderr.strip()}")
-    return short, worktree
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}"
 
@@ -128,7 +113,10 @@ def main() -> None:
     roots = [("this checkout", ROOT)]
     worktree = None
     if args.compare:
-        short, worktree = checkout(args.compare)
+        sys.path.insert(0, HERE)
+        from bench_composite import checkout_revision, remove_checkout  # noqa: E402 (bench/ is not a package)
+
+        short, worktree = checkout_revision(args.compare)
         roots.append((short, worktree))
     try:
         rows = []
@@ -144,8 +132,7 @@ def main() -> None:
             print(json.dumps({"point": rows[-1][0], "canvas": rows[-1][1], **med}), flush=True)
     finally:
         if worktree:
-            subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", worktree], capture_output=True)
-            shutil.rmtree(worktree, ignore_errors=True)
+            remove_checkout(worktree)
 
     threads = run_worker({"n": 1, "size": 16, "shapes": "circle", "radius": [0.1, 0.1], "huge": 0, "repeats": 1, "root": ROOT})["threads"]
     print(f"\ncpu backend, {threads} threads; medians of {args.rounds} workers x median of {args.repeats} calls\n")

@@ -170,8 +170,9 @@ def run_worker(args, script: str | None = None) -> dict:
 COMPARE_POINTS = [POINTS[1], POINTS[2]]
 
 
-def compare(revision: str, device: str, repeats: int, rounds: int) -> None:
-    """This checkout against ``revision``, alternating their workers ``rounds`` times per point."""
+def checkout_revision(revision: str) -> tuple[str, str]:
+    """(short hash, path) of ``revision`` of this checkout, checked out in a temporary git worktree;
+    :func:`remove_checkout` takes it away."""
     root = os.path.dirname(HERE)
     resolved = subprocess.run(["git", "-C", root, "rev-parse", "--short", revision], capture_output=True, text=True)
     if resolved.returncode != 0:
@@ -181,6 +182,17 @@ def compare(revision: str, device: str, repeats: int, rounds: int) -> None:
     added = subprocess.run(["git", "-C", root, "worktree", "add", "--detach", worktree, short], capture_output=True, text=True)
     if added.returncode != 0:
         sys.exit(f"--compare: could not check out {short}: {added.stderr.strip()}")
+    return short, worktree
+
+
+def remove_checkout(worktree: str) -> None:
+    subprocess.run(["git", "-C", os.path.dirname(HERE), "worktree", "remove", "--force", worktree], capture_output=True)
+    shutil.rmtree(worktree, ignore_errors=True)
+
+
+def compare(revision: str, device: str, repeats: int, rounds: int) -> None:
+    """This checkout against ``revision``, alternating their workers ``rounds`` times per point."""
+    short, worktree = checkout_revision(revision)
     try:
         theirs = os.path.join(worktree, "bench", "bench_composite.py")
         backend = "cuda" if device == "cuda" else "cpu"
@@ -200,8 +212,7 @@ def compare(revision: str, device: str, repeats: int, rounds: int) -> None:
             print(f"| {n} {kind} | {size}x{size} | {format_ms(med(ours, 'forward'))} | {format_ms(med(ours, 'step'))} "
                   f"| {format_ms(med(other, 'forward'))} | {format_ms(med(other, 'step'))} | {med(other, 'step') / med(ours, 'step'):.2f}x |")
     finally:
-        subprocess.run(["git", "-C", root, "worktree", "remove", "--force", worktree], capture_output=True)
-        shutil.rmtree(worktree, ignore_errors=True)
+        remove_checkout(worktree)
 
 
 def baseline_rss_mb() -> float:
