@@ -82,28 +82,6 @@ inline int64_t blocked_tile(int64_t k, int tiles_x, int tiles_y) {
   return y * tiles_x + x;
 }
 
-// Tiles are handed out one at a time from a shared counter, so a few heavy tiles never
-// leave the other threads idle; each tile is owned by one thread, so results do not depend
-// on the schedule (nor on the order above).
-template <typename F>
-inline void for_each_tile(int64_t num_tiles, int tiles_x, const F& body) {
-  std::atomic<int64_t> next(0);
-  const int tiles_y = int(num_tiles / tiles_x);
-  int64_t workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), num_tiles));
-  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
-    for (int64_t k = next.fetch_add(1); k < num_tiles; k = next.fetch_add(1)) body(blocked_tile(k, tiles_x, tiles_y));
-  });
-}
-
-template <typename T>
-std::vector<PrimGeom<T>> prepare_all(const SceneView<T>& s) {
-  std::vector<PrimGeom<T>> geoms(s.n);
-  at::parallel_for(0, s.n, 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) geoms[i] = prepare_primitive<T>(s, i);
-  });
-  return geoms;
-}
-
 // Runs body(begin, end) over [0, count) in blocks of `block` handed out one at a time from a
 // shared counter, so that a few heavy blocks never leave the other threads idle (at::parallel_for
 // splits a range into equal parts up front). Each block is done by one thread.
@@ -117,6 +95,24 @@ inline void for_each_block(int64_t count, int64_t block, const F& body) {
     for (int64_t b = next.fetch_add(1); b < blocks; b = next.fetch_add(1))
       body(b * block, std::min(count, (b + 1) * block));
   });
+}
+
+// Tiles are handed out one at a time (for_each_block), so a few heavy tiles never leave the
+// other threads idle; each tile is owned by one thread, so results do not depend on the
+// schedule (nor on the order above).
+template <typename F>
+inline void for_each_tile(int64_t num_tiles, int tiles_x, const F& body) {
+  const int tiles_y = int(num_tiles / tiles_x);
+  for_each_block(num_tiles, 1, [&](int64_t k, int64_t) { body(blocked_tile(k, tiles_x, tiles_y)); });
+}
+
+template <typename T>
+std::vector<PrimGeom<T>> prepare_all(const SceneView<T>& s) {
+  std::vector<PrimGeom<T>> geoms(s.n);
+  at::parallel_for(0, s.n, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) geoms[i] = prepare_primitive<T>(s, i);
+  });
+  return geoms;
 }
 
 // Binning walks a primitive's tiles in bands of whole tile rows: one band for most primitives;
